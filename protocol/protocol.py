@@ -1,0 +1,296 @@
+"""The public protocol API: one object that owns the state and applies transactions.
+
+Every mutator either raises a :class:`ProtocolError` subclass having changed
+nothing, or applies the change and hands the accepted transaction to
+``sink`` (the durable ledger attaches itself there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import codec, earnings, governance, staking
+from . import transactions as tx
+from .commission import get_commission, request_commission_change
+from .errors import (
+    AlreadyCheckpointed,
+    InsufficientBalance,
+    InvalidAmount,
+    OperatorNotActive,
+    UnknownOperator,
+)
+from .issuance import get_total_supply
+from .params import Params
+from .rounds import check_invariants
+from .rounds import initialize_round as _initialize_round
+from .slashing import slash_operator as _slash_operator
+from .state import State
+from .units import Address, Amount, Ppm, Round
+
+Sink = Callable[[tx.Tx], None]
+
+
+class Protocol:
+    """Staking, delegation, issuance, fees, commission, slashing and governance."""
+
+    def __init__(
+        self, params: Params | None = None, balances: Mapping[Address, Amount] | None = None
+    ) -> None:
+        self.params = params if params is not None else Params()
+        self.state = State()
+        self.sink: Sink | None = None
+        genesis = dict(balances or {})
+        for address, amount in genesis.items():
+            if not isinstance(address, str) or not address:
+                raise InvalidAmount(
+                    f"balances: address must be a non-empty string, got {address!r}"
+                )
+            if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+                raise InvalidAmount(f"balances.{address}: must be an integer >= 0, got {amount!r}")
+        self.state.balances = genesis
+        supply = sum(genesis.values())
+        self.state.totals.genesis_supply = supply
+        self.state.totals.liquid = supply
+        self.state.minter.inflation = self.params.inflation
+
+    # --- construction and replay ------------------------------------------
+
+    def genesis(self) -> tx.Genesis:
+        """Return the genesis transaction this protocol was built from (round 0 only)."""
+        return tx.Genesis(params=self.params.model_dump(), balances=dict(self.state.balances))
+
+    @classmethod
+    def from_genesis(cls, genesis: tx.Genesis) -> Protocol:
+        """Build the protocol a genesis transaction describes."""
+        return cls(Params.build(**genesis.params), genesis.balances)
+
+    def apply(self, transaction: tx.Tx) -> Any:
+        """Apply a transaction (replay, ledger, signed submission)."""
+        return transaction.apply(self)
+
+    def _record(self, transaction: tx.Tx) -> None:
+        if self.sink is not None:
+            self.sink(transaction)
+
+    # --- reads --------------------------------------------------------------
+
+    @property
+    def round(self) -> Round:
+        return self.state.round
+
+    @property
+    def total_supply(self) -> Amount:
+        return get_total_supply(self.state)
+
+    @property
+    def inflation(self) -> int:
+        return self.state.minter.inflation
+
+    @property
+    def mintable(self) -> Amount:
+        return self.state.minter.mintable
+
+    @property
+    def minted_this_round(self) -> Amount:
+        return self.state.minter.minted_in_round
+
+    @property
+    def treasury(self) -> Amount:
+        return self.state.totals.treasury
+
+    @property
+    def total_active_stake(self) -> Amount:
+        return self.state.total_active_stake
+
+    @property
+    def active_set(self) -> dict[Address, Amount]:
+        """Return this round's active operators and their frozen stakes."""
+        return dict(self.state.active)
+
+    def balance(self, address: Address) -> Amount:
+        return self.state.balances.get(address, 0)
+
+    def is_active(self, operator: Address) -> bool:
+        return staking.is_active(self.state, operator)
+
+    def is_registered(self, operator: Address) -> bool:
+        return staking.is_registered(self.state, operator)
+
+    def pending_stake(self, address: Address) -> Amount:
+        return earnings.get_pending_stake(self.state, address)
+
+    def pending_fees(self, address: Address) -> Amount:
+        return earnings.get_pending_fees(self.state, address)
+
+    def operator_stake(self, operator: Address) -> Amount:
+        """Return everything bonded to ``operator`` (its stake for the next round)."""
+        pool = self.state.pools.get(operator)
+        return pool.delegated if pool is not None else 0
+
+    def commission(self, operator: Address) -> tuple[Ppm, Ppm]:
+        """Return the (reward_cut, fee_share) in force this round."""
+        pool = self.state.pools.get(operator)
+        if pool is None or not pool.registered:
+            raise UnknownOperator(f"operator {operator!r}: not a registered operator")
+        return pool.reward_cut, pool.fee_share
+
+    def delegate_of(self, address: Address) -> Address | None:
+        d = self.state.delegators.get(address)
+        return d.delegate if d is not None else None
+
+    def locks(self, address: Address) -> dict[int, tuple[Amount, Round]]:
+        """Return ``{lock_id: (amount, withdraw_round)}``."""
+        d = self.state.delegators.get(address)
+        if d is None:
+            return {}
+        return {i: (lock.amount, lock.withdraw_round) for i, lock in d.locks.items()}
+
+    def state_hash(self) -> str:
+        """Return the canonical hash of the whole state, parameters included."""
+        return codec.state_hash((self.params.model_dump(), self.state))
+
+    def check_invariants(self) -> None:
+        """Check every SPEC 11 invariant in full (raises ``InvariantViolation``)."""
+        check_invariants(self.state)
+
+    # --- rounds -------------------------------------------------------------
+
+    def initialize_round(self) -> Round:
+        """Go to the next round and initialize it (SPEC 2); return its number."""
+        self.params = _initialize_round(self.state, self.params)
+        self._record(tx.InitializeRound())
+        return self.state.round
+
+    # --- transactions -------------------------------------------------------
+
+    def transfer(self, sender: Address, to: Address, amount: Amount) -> None:
+        """Move liquid tokens between accounts."""
+        staking.check_amount(amount)
+        staking.check_account(self.state, sender)
+        if not isinstance(to, str) or not to:
+            raise InvalidAmount(f"to: must be a non-empty address, got {to!r}")
+        if self.state.balances.get(sender, 0) < amount:
+            raise InsufficientBalance(f"amount: {amount} exceeds the liquid balance of {sender!r}")
+        self.state.balances[sender] -= amount
+        self.state.balances[to] = self.state.balances.get(to, 0) + amount
+        self._record(tx.Transfer(sender=sender, to=to, amount=amount))
+
+    def bond(self, delegator: Address, operator: Address, amount: Amount) -> None:
+        """Bond liquid balance; a self-bond when ``delegator == operator`` (SPEC 5)."""
+        staking.bond(self.state, delegator, operator, amount)
+        self._record(tx.Bond(delegator=delegator, operator=operator, amount=amount))
+
+    def register_operator(
+        self, operator: Address, reward_cut: Ppm = 0, fee_share: Ppm = 1_000_000
+    ) -> None:
+        """Register an operator with its commission (PPM)."""
+        staking.register_operator(self.state, operator, reward_cut, fee_share)
+        self._record(
+            tx.RegisterOperator(operator=operator, reward_cut=reward_cut, fee_share=fee_share)
+        )
+
+    def set_commission(
+        self,
+        operator: Address,
+        reward_cut: Ppm | None = None,
+        fee_share: Ppm | None = None,
+        sender: Address | None = None,
+    ) -> None:
+        """Request a commission change, effective next round (SPEC 4)."""
+        if operator in self.state.pools and self.state.pools[operator].registered:
+            current = get_commission(self.state, operator)
+            reward_cut = current[0] if reward_cut is None else reward_cut
+            fee_share = current[1] if fee_share is None else fee_share
+        request_commission_change(
+            self.state,
+            self.params,
+            operator,
+            reward_cut,
+            fee_share,
+            sender,  # type: ignore[arg-type]
+        )
+        self._record(
+            tx.SetCommission(
+                operator=operator, reward_cut=reward_cut, fee_share=fee_share, sender=sender
+            )
+        )
+
+    def unbond(self, delegator: Address, amount: Amount) -> int:
+        """Unbond ``amount`` into a new lock; return its id."""
+        lock_id = staking.unbond(self.state, self.params, delegator, amount)
+        self._record(tx.Unbond(delegator=delegator, amount=amount))
+        return lock_id
+
+    def rebond(self, delegator: Address, lock_id: int) -> None:
+        staking.rebond(self.state, delegator, lock_id)
+        self._record(tx.Rebond(delegator=delegator, lock_id=lock_id))
+
+    def withdraw_stake(self, delegator: Address, lock_id: int) -> Amount:
+        amount = staking.withdraw_stake(self.state, delegator, lock_id)
+        self._record(tx.WithdrawStake(delegator=delegator, lock_id=lock_id))
+        return amount
+
+    def withdraw_fees(self, delegator: Address, amount: Amount) -> None:
+        staking.withdraw_fees(self.state, delegator, amount)
+        self._record(tx.WithdrawFees(delegator=delegator, amount=amount))
+
+    def claim_earnings(self, delegator: Address) -> None:
+        staking.claim_earnings(self.state, delegator)
+        self._record(tx.ClaimEarnings(delegator=delegator))
+
+    def reward(self, operator: Address) -> Amount:
+        """Checkpoint the round for ``operator``; return the amount minted (treasury included)."""
+        if operator not in self.state.active:
+            raise OperatorNotActive(f"operator {operator!r}: not active in round {self.round}")
+        if self.state.pools[operator].last_reward_round == self.round:
+            raise AlreadyCheckpointed(f"operator {operator!r}: already rewarded round {self.round}")
+        minted = earnings.process_reward(self.state, self.params, operator)
+        self._record(tx.Reward(operator=operator))
+        return minted
+
+    def pay_fees(self, payer: Address, operator: Address, amount: Amount) -> None:
+        """Pay ``amount`` of fees from ``payer`` into ``operator``'s pool."""
+        staking.check_amount(amount)
+        staking.check_account(self.state, payer)
+        if not staking.is_registered(self.state, operator):
+            raise UnknownOperator(f"operator {operator!r}: not a registered operator")
+        if self.state.balances.get(payer, 0) < amount:
+            raise InsufficientBalance(f"amount: {amount} exceeds the liquid balance of {payer!r}")
+        self.state.balances[payer] -= amount
+        self.state.totals.liquid -= amount
+        self.state.totals.fees += amount
+        earnings.process_fees(self.state, operator, amount)
+        self._record(tx.PayFees(payer=payer, operator=operator, amount=amount))
+
+    def slash_operator(
+        self, operator: Address, fraction_ppm: Ppm, finder: Address | None = None
+    ) -> Amount:
+        """Slash ``fraction_ppm`` of the operator's stake (SPEC 7); return the amount taken now."""
+        taken = _slash_operator(self.state, self.params, operator, fraction_ppm, finder)
+        self._record(tx.SlashOperator(operator=operator, fraction_ppm=fraction_ppm, finder=finder))
+        return taken
+
+    def propose(
+        self,
+        proposer: Address,
+        changes: Mapping[str, Any] | None = None,
+        transfers: Mapping[Address, Amount] | None = None,
+    ) -> int:
+        """Open a governance proposal; return its id (SPEC 10)."""
+        pid = governance.propose(
+            self.state, self.params, proposer, dict(changes or {}), dict(transfers or {})
+        )
+        self._record(
+            tx.Propose(
+                proposer=proposer, changes=dict(changes or {}), transfers=dict(transfers or {})
+            )
+        )
+        return pid
+
+    def vote(self, voter: Address, proposal_id: int, choice: str) -> None:
+        governance.vote(self.state, voter, proposal_id, choice)
+        self._record(tx.CastVote(voter=voter, proposal_id=proposal_id, choice=choice))
+
+    def proposal_status(self, proposal_id: int) -> str:
+        return self.state.proposals[proposal_id].status

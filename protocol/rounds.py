@@ -1,0 +1,71 @@
+"""Round initialization as a flat list of named steps (SPEC section 2), and invariants."""
+
+from __future__ import annotations
+
+from .commission import apply_commission_changes
+from .governance import execute_proposals
+from .issuance import get_total_supply, update_minter
+from .params import Params
+from .slashing import apply_pool_slashes
+from .staking import select_active_set
+from .state import State
+from .units import Amount
+
+
+class InvariantViolation(AssertionError):
+    """An invariant of SPEC section 11 does not hold: a bug, never a user error."""
+
+
+def initialize_round(state: State, params: Params) -> Params:
+    """Go to the next round and initialize it; return the parameters in force."""
+    apply_pool_slashes(state, params)  # 0. end of the previous round
+    state.round += 1
+    select_active_set(state, params)  # 1. active set and frozen stakes
+    update_minter(state, params)  # 2. issuance
+    apply_commission_changes(state)  # 3. commission changes of the previous round
+    # 4. locks with withdraw_round <= round are withdrawable: a predicate, no work.
+    params = execute_proposals(state, params)  # 5. governance
+    check_conservation(state)
+    return params
+
+
+def get_accounted_supply(state: State) -> Amount:
+    """Return the sum of every bucket tokens can sit in (SPEC 11)."""
+    t = state.totals
+    return t.liquid + t.bonded + t.locked + t.fees + t.escrow + t.treasury
+
+
+def check_conservation(state: State) -> None:
+    """Check supply == buckets using the running totals (O(1))."""
+    supply, accounted = get_total_supply(state), get_accounted_supply(state)
+    if supply != accounted:
+        raise InvariantViolation(f"conservation: supply {supply} != accounted {accounted}")
+
+
+def compute_bucket_totals(state: State) -> dict[str, Amount]:
+    """Recompute from scratch the buckets that the state holds item by item."""
+    return {
+        "liquid": sum(state.balances.values()),
+        "bonded": sum(p.delegated for p in state.pools.values()),
+        "locked": sum(lock.amount for d in state.delegators.values() for lock in d.locks.values()),
+        "escrow": sum(c.amount for p in state.pools.values() for c in p.carries.values()),
+    }
+
+
+def check_invariants(state: State) -> None:
+    """Check every invariant in full (O(state)); used by tests and ``verify``."""
+    check_conservation(state)
+    t = state.totals
+    recomputed = compute_bucket_totals(state)
+    for name, value in recomputed.items():
+        if getattr(t, name) != value:
+            raise InvariantViolation(f"totals.{name}: tracked {getattr(t, name)} != {value}")
+    for name in ("liquid", "bonded", "locked", "fees", "escrow", "treasury"):
+        if getattr(t, name) < 0:
+            raise InvariantViolation(f"totals.{name}: negative")
+    for address, pool in state.pools.items():
+        if pool.delegated < 0:
+            raise InvariantViolation(f"pool {address!r}: negative stake")
+    for address, balance in state.balances.items():
+        if balance < 0:
+            raise InvariantViolation(f"balance {address!r}: negative")

@@ -1,0 +1,256 @@
+"""Bonding, unbonding locks, registration and the active set (SPEC sections 2 and 5).
+
+Each mutator checks everything first, using pure helpers, and only then
+changes state, so a refusal leaves the state exactly as it was.
+"""
+
+from __future__ import annotations
+
+from .earnings import (
+    compute_settlement,
+    ensure_factor_entry,
+    get_pending_stake,
+    settle,
+)
+from .errors import (
+    AlreadyRegistered,
+    InsufficientBalance,
+    InsufficientBond,
+    InsufficientFees,
+    InvalidAmount,
+    InvalidFraction,
+    LockNotWithdrawable,
+    NotBonded,
+    NotSelfBonded,
+    OperatorCannotDelegate,
+    UnknownAccount,
+    UnknownLock,
+    UnknownOperator,
+)
+from .params import Params
+from .state import Delegator, Lock, Pool, State
+from .units import PPM, Address, Amount, Ppm, Round
+
+# --- predicates and getters --------------------------------------------------
+
+
+def is_registered(state: State, address: Address) -> bool:
+    """Return whether ``address`` is a registered operator."""
+    pool = state.pools.get(address)
+    return pool is not None and pool.registered
+
+
+def is_active(state: State, address: Address) -> bool:
+    """Return whether ``address`` is in this round's active set."""
+    return address in state.active
+
+
+def get_own_bond(state: State, operator: Address) -> Amount:
+    """Return the operator's own stake (self-bond plus unclaimed commission)."""
+    d = state.delegators.get(operator)
+    if d is None or d.delegate != operator:
+        return 0
+    return get_pending_stake(state, operator)
+
+
+def check_amount(amount: object, field: str = "amount") -> None:
+    """Refuse anything but a positive integer amount."""
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidAmount(f"{field}: must be a positive integer of base units, got {amount!r}")
+
+
+def check_ppm(value: object, field: str) -> None:
+    """Refuse a PPM fraction outside [0, PPM]."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= PPM:
+        raise InvalidFraction(f"{field}: must be an integer in [0, {PPM}], got {value!r}")
+
+
+def check_account(state: State, address: Address) -> None:
+    """Refuse an address that holds no account."""
+    if address not in state.balances and address not in state.delegators:
+        raise UnknownAccount(f"account {address!r}: unknown")
+
+
+def get_delegator_or_raise(state: State, address: Address) -> Delegator:
+    """Return the delegator record or refuse."""
+    d = state.delegators.get(address)
+    if d is None:
+        raise UnknownAccount(f"account {address!r}: has never bonded")
+    return d
+
+
+def get_lock_or_raise(state: State, address: Address, lock_id: int) -> Lock:
+    """Return an unbonding lock or refuse."""
+    d = get_delegator_or_raise(state, address)
+    lock = d.locks.get(lock_id) if isinstance(lock_id, int) else None
+    if lock is None:
+        raise UnknownLock(f"lock_id {lock_id!r}: no such unbonding lock for {address!r}")
+    return lock
+
+
+# --- mutators ----------------------------------------------------------------
+
+
+def bond(state: State, delegator: Address, operator: Address, amount: Amount) -> None:
+    """Bond liquid balance to ``operator``; a different operator takes the whole bond (SPEC 5)."""
+    check_amount(amount)
+    check_account(state, delegator)
+    if state.balances.get(delegator, 0) < amount:
+        raise InsufficientBalance(
+            f"amount: {amount} exceeds the liquid balance {state.balances.get(delegator, 0)}"
+        )
+    if operator != delegator and not is_registered(state, operator):
+        raise UnknownOperator(f"operator {operator!r}: not a registered operator")
+    if is_registered(state, delegator) and operator != delegator:
+        raise OperatorCannotDelegate(
+            f"operator {delegator!r}: a registered operator cannot bond to {operator!r}"
+        )
+    n = state.round
+    d = state.delegators.setdefault(delegator, Delegator())
+    settle(state, delegator)
+    target = state.pools.setdefault(operator, Pool(address=operator))
+    if d.delegate is not None and d.delegate != operator and d.bonded > 0:
+        state.pools[d.delegate].delegated -= d.bonded
+        target.delegated += d.bonded
+    d.delegate = operator
+    ensure_factor_entry(target, n)
+    d.last_claim_round = n
+    d.bonded += amount
+    target.delegated += amount
+    state.balances[delegator] -= amount
+    state.totals.liquid -= amount
+    state.totals.bonded += amount
+
+
+def register_operator(state: State, operator: Address, reward_cut: Ppm, fee_share: Ppm) -> None:
+    """Register ``operator`` with a commission in [0, PPM] (Livepeer ``transcoder``)."""
+    check_ppm(reward_cut, "reward_cut")
+    check_ppm(fee_share, "fee_share")
+    check_account(state, operator)
+    if is_registered(state, operator):
+        raise AlreadyRegistered(f"operator {operator!r}: already registered")
+    d = state.delegators.get(operator)
+    if d is not None and d.delegate not in (None, operator) and d.bonded > 0:
+        raise NotSelfBonded(f"operator {operator!r}: bonded to {d.delegate!r}, not to itself")
+    if d is None:
+        d = state.delegators[operator] = Delegator()
+    if d.delegate is None or d.bonded == 0:
+        d.delegate = operator
+        d.last_claim_round = state.round
+    pool = state.pools.setdefault(operator, Pool(address=operator))
+    ensure_factor_entry(pool, state.round)
+    pool.registered = True
+    pool.registered_seq = state.next_registration_seq
+    state.next_registration_seq += 1
+    pool.reward_cut = reward_cut
+    pool.fee_share = fee_share
+
+
+def unbond(state: State, params: Params, delegator: Address, amount: Amount) -> int:
+    """Move ``amount`` of bond into a lock withdrawable after the unbonding period (SPEC 5)."""
+    check_amount(amount)
+    d = get_delegator_or_raise(state, delegator)
+    if d.delegate is None:
+        raise NotBonded(f"account {delegator!r}: not bonded")
+    available = compute_settlement(state, delegator).stake
+    if amount > available:
+        raise InsufficientBond(f"amount: {amount} exceeds the bonded stake {available}")
+    settle(state, delegator)
+    pool = state.pools[d.delegate]
+    d.bonded -= amount
+    pool.delegated -= amount
+    lock_id = d.next_lock_id
+    d.next_lock_id += 1
+    d.locks[lock_id] = Lock(amount=amount, withdraw_round=state.round + params.unbonding_period)
+    state.totals.bonded -= amount
+    state.totals.locked += amount
+    if d.bonded == 0 and pool.address == delegator and pool.registered:
+        # Unbonding the whole self-bond resigns: out of the active set from next round.
+        pool.registered = False
+    return lock_id
+
+
+def rebond(state: State, delegator: Address, lock_id: int) -> None:
+    """Return an unbonding lock to the current operator (SPEC 5)."""
+    lock = get_lock_or_raise(state, delegator, lock_id)
+    d = state.delegators[delegator]
+    if d.delegate is None:
+        raise NotBonded(f"account {delegator!r}: has no operator to rebond to")
+    if d.delegate != delegator and not is_registered(state, d.delegate):
+        raise UnknownOperator(f"operator {d.delegate!r}: no longer registered; bond elsewhere")
+    settle(state, delegator)
+    del d.locks[lock_id]
+    d.bonded += lock.amount
+    state.pools[d.delegate].delegated += lock.amount
+    state.totals.locked -= lock.amount
+    state.totals.bonded += lock.amount
+
+
+def withdraw_stake(state: State, delegator: Address, lock_id: int) -> Amount:
+    """Pay out a lock whose withdraw round has come (SPEC 5)."""
+    lock = get_lock_or_raise(state, delegator, lock_id)
+    if lock.withdraw_round > state.round:
+        raise LockNotWithdrawable(
+            f"lock_id {lock_id}: withdrawable from round {lock.withdraw_round}, now {state.round}"
+        )
+    del state.delegators[delegator].locks[lock_id]
+    state.balances[delegator] = state.balances.get(delegator, 0) + lock.amount
+    state.totals.locked -= lock.amount
+    state.totals.liquid += lock.amount
+    return lock.amount
+
+
+def withdraw_fees(state: State, delegator: Address, amount: Amount) -> None:
+    """Pay ``amount`` of earned fees to the liquid balance (SPEC 5)."""
+    check_amount(amount)
+    get_delegator_or_raise(state, delegator)
+    available = compute_settlement(state, delegator).fees
+    if amount > available:
+        raise InsufficientFees(f"amount: {amount} exceeds the claimable fees {available}")
+    settle(state, delegator)
+    state.delegators[delegator].fees -= amount
+    state.balances[delegator] = state.balances.get(delegator, 0) + amount
+    state.totals.fees -= amount
+    state.totals.liquid += amount
+
+
+def claim_earnings(state: State, delegator: Address) -> None:
+    """Fold unclaimed rewards into the bond and fees into claimable fees (O(1))."""
+    get_delegator_or_raise(state, delegator)
+    settle(state, delegator)
+
+
+# --- the active set ----------------------------------------------------------
+
+
+def compute_active_set(state: State, params: Params) -> dict[Address, Amount]:
+    """Return the top ``max_active_operators`` by stake; ties keep incumbents (SPEC 2)."""
+    candidates = [
+        pool
+        for pool in state.pools.values()
+        if pool.registered
+        and pool.delegated > 0
+        and get_own_bond(state, pool.address) >= max(params.min_operator_bond, 1)
+    ]
+    candidates.sort(key=lambda p: (-p.delegated, p.address not in state.active, p.registered_seq))
+    chosen = candidates[: params.max_active_operators]
+    return {pool.address: pool.delegated for pool in chosen}
+
+
+def select_active_set(state: State, params: Params) -> None:
+    """Fix this round's active set and freeze its stakes."""
+    state.active = compute_active_set(state, params)
+    state.total_active_stake = sum(state.active.values())
+
+
+def get_withdrawable_locks(state: State, delegator: Address) -> dict[int, Lock]:
+    """Return the locks of ``delegator`` whose withdraw round has come."""
+    d = state.delegators.get(delegator)
+    if d is None:
+        return {}
+    return {i: lock for i, lock in d.locks.items() if lock.withdraw_round <= state.round}
+
+
+def current_round(state: State) -> Round:
+    """Return the current round."""
+    return state.round

@@ -1,0 +1,177 @@
+"""Protocol state: plain dataclasses, nothing but data (SPEC sections 2-5, 10).
+
+Every field is part of the canonical state hash. Nothing here loops over
+delegators at round time: per-round work touches operators only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .units import PRECISE, Address, Amount, Factor, Ppm, Round
+
+
+@dataclass(slots=True)
+class FactorEntry:
+    """Cumulative factors of one operator pool in one round (SPEC 4, LIP-36).
+
+    ``crf_base``/``cff_base`` are the pool's factors at the end of the
+    previous round with an entry; ``crf`` is this round's reward factor;
+    ``crf_end`` is ``crf`` after a delegator-wide slash decided this round.
+    """
+
+    crf_base: Factor
+    cff_base: Factor
+    crf: Factor
+    cff: Factor
+    crf_end: Factor
+
+
+@dataclass(slots=True)
+class Carry:
+    """Round-``round`` earnings of stake ``x`` that was active with ``operator``.
+
+    Created when a position changes inside a round in which it was active, so
+    the round's share is paid whatever the order of transactions (SPEC 4).
+    Fees credited up to factor ``cff_mark`` were already paid.
+    """
+
+    operator: Address
+    round: Round
+    x: Amount
+    crf_base: Factor
+    cff_mark: Factor
+    reward_pending: bool
+
+
+@dataclass(slots=True)
+class Lock:
+    """An unbonding lock (SPEC 5)."""
+
+    amount: Amount
+    withdraw_round: Round
+
+
+@dataclass(slots=True)
+class Delegator:
+    """A bonded account: its position is ``bonded`` valued from round ``last_claim_round``."""
+
+    delegate: Address | None = None
+    bonded: Amount = 0
+    last_claim_round: Round = 0
+    fees: Amount = 0
+    carry: Carry | None = None
+    locks: dict[int, Lock] = field(default_factory=dict)
+    next_lock_id: int = 0
+
+
+@dataclass(slots=True)
+class CarryPool:
+    """Reward escrowed for the carries of one pool and round; the last claimant takes the rest."""
+
+    amount: Amount = 0
+    count: int = 0
+    departed: Amount = 0
+
+
+@dataclass(slots=True)
+class Pool:
+    """Everything bonded to one address: an operator when ``registered``."""
+
+    address: Address
+    registered: bool = False
+    registered_seq: int = 0
+    reward_cut: Ppm = 0
+    fee_share: Ppm = 0
+    last_commission_change: Round | None = None
+    delegated: Amount = 0
+    cumulative_rewards: Amount = 0
+    cumulative_fees: Amount = 0
+    active_cumulative_rewards: Amount = 0
+    acr_round: Round = -1
+    last_reward_round: Round = -1
+    last_factor_round: Round | None = None
+    factors: dict[Round, FactorEntry] = field(default_factory=dict)
+    carries: dict[Round, CarryPool] = field(default_factory=dict)
+    pending_slash_ppm: Ppm = 0
+    pending_slash_finder: Address | None = None
+    slash_round: Round = -1
+
+
+@dataclass(slots=True)
+class PendingCommission:
+    """A commission change requested in ``round``, effective the round after (SPEC 4)."""
+
+    reward_cut: Ppm
+    fee_share: Ppm
+    round: Round
+
+
+@dataclass(slots=True)
+class Vote:
+    """One account's vote with the weight it had when it voted (SPEC 10)."""
+
+    choice: str
+    weight: Amount
+    delegate: Address | None
+
+
+@dataclass(slots=True)
+class Proposal:
+    """A stake-weighted proposal to change parameters or spend the treasury (SPEC 10)."""
+
+    id: int
+    proposer: Address
+    changes: dict[str, int]
+    transfers: dict[Address, Amount]
+    created_round: Round
+    end_round: Round
+    total_active_stake: Amount
+    votes: dict[Address, Vote] = field(default_factory=dict)
+    status: str = "open"
+
+
+@dataclass(slots=True)
+class Minter:
+    """Issuance state (SPEC 3)."""
+
+    inflation: int = 0
+    mintable: Amount = 0
+    minted_in_round: Amount = 0
+
+
+@dataclass(slots=True)
+class Totals:
+    """Running totals of every bucket, so conservation is checked in O(1) each round."""
+
+    genesis_supply: Amount = 0
+    minted: Amount = 0
+    burned: Amount = 0
+    liquid: Amount = 0
+    bonded: Amount = 0
+    locked: Amount = 0
+    fees: Amount = 0
+    escrow: Amount = 0
+    treasury: Amount = 0
+
+
+@dataclass(slots=True)
+class State:
+    """The whole protocol state; its canonical encoding is the state hash."""
+
+    round: Round = 0
+    balances: dict[Address, Amount] = field(default_factory=dict)
+    delegators: dict[Address, Delegator] = field(default_factory=dict)
+    pools: dict[Address, Pool] = field(default_factory=dict)
+    next_registration_seq: int = 0
+    active: dict[Address, Amount] = field(default_factory=dict)
+    total_active_stake: Amount = 0
+    minter: Minter = field(default_factory=Minter)
+    pending_commissions: dict[Address, PendingCommission] = field(default_factory=dict)
+    slashed_pools: list[Address] = field(default_factory=list)
+    proposals: dict[int, Proposal] = field(default_factory=dict)
+    next_proposal_id: int = 0
+    totals: Totals = field(default_factory=Totals)
+
+
+INITIAL_FACTOR: Factor = PRECISE
