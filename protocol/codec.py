@@ -103,8 +103,12 @@ def to_plain(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
-def _packb(plain: Any) -> bytes:
+def pack(plain: Any) -> bytes:
+    """Return msgpack bytes of an already plain value, in its own order (big ints allowed)."""
     return msgpack.packb(plain, use_bin_type=True, default=_pack_default)
+
+
+_packb = pack
 
 
 def encode(obj: Any) -> bytes:

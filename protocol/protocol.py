@@ -7,7 +7,7 @@ nothing, or applies the change and hands the accepted transaction to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import codec, earnings, governance, staking
@@ -150,6 +150,17 @@ class Protocol:
         """Return the canonical hash of the whole state, parameters included."""
         return codec.state_hash((self.params.model_dump(), self.state))
 
+    def unclaimable(self) -> tuple[Amount, Amount]:
+        """Return (stake, fees) held by pools that no account can claim: rounding dust only.
+
+        Negative would mean claims exceed what pools hold (a bug); a whole
+        reward share here would be an orphaned share (SPEC 4). O(accounts).
+        """
+        stake = sum(self.pending_stake(a) for a in self.state.delegators)
+        fees = sum(self.pending_fees(a) for a in self.state.delegators)
+        t = self.state.totals
+        return t.bonded + t.escrow - stake, t.fees - fees
+
     def check_invariants(self) -> None:
         """Check every SPEC 11 invariant in full (raises ``InvariantViolation``)."""
         check_invariants(self.state)
@@ -262,6 +273,28 @@ class Protocol:
         self.state.totals.fees += amount
         earnings.process_fees(self.state, operator, amount)
         self._record(tx.PayFees(payer=payer, operator=operator, amount=amount))
+
+    def pay_fees_batch(self, payments: Sequence[tuple[Address, Address, Amount]]) -> Amount:
+        """Pay many ``(payer, operator, amount)`` fees at once; all or nothing.
+
+        Each pool is credited once with its batch total, so a batch of
+        settlements costs one factor update per operator. Return the total.
+        """
+        payments = [tuple(row) for row in payments]
+        owed = staking.check_fee_batch(self.state, payments)  # type: ignore[arg-type]
+        for payer, amount in owed.items():
+            self.state.balances[payer] -= amount
+        total = sum(owed.values())
+        per_operator: dict[Address, Amount] = {}
+        for _, operator, amount in payments:
+            per_operator[operator] = per_operator.get(operator, 0) + amount
+        self.state.totals.liquid -= total
+        self.state.totals.fees += total
+        for operator in sorted(per_operator):
+            earnings.process_fees(self.state, operator, per_operator[operator])
+        if self.sink is not None:
+            self.sink(tx.PayFeesBatch.model_construct(payments=payments))
+        return total
 
     def slash_operator(
         self, operator: Address, fraction_ppm: Ppm, finder: Address | None = None

@@ -88,6 +88,32 @@ def get_lock_or_raise(state: State, address: Address, lock_id: int) -> Lock:
     return lock
 
 
+def check_fee_batch(
+    state: State, payments: list[tuple[Address, Address, Amount]]
+) -> dict[Address, Amount]:
+    """Refuse a fee batch with any bad row; return the total owed per payer."""
+    owed: dict[Address, Amount] = {}
+    registered: set[Address] = set()
+    # A hot path (settlement batches): plain checks inline, errors built only on failure.
+    for i, row in enumerate(payments):
+        if len(row) != 3:
+            raise InvalidAmount(f"payments[{i}]: must be (payer, operator, amount)")
+        payer, operator, amount = row
+        if type(amount) is not int or amount <= 0:
+            check_amount(amount, f"payments[{i}].amount")
+        if operator not in registered:
+            if not is_registered(state, operator):
+                raise UnknownOperator(f"payments[{i}].operator {operator!r}: not registered")
+            registered.add(operator)
+        owed[payer] = owed.get(payer, 0) + amount
+    for payer, amount in owed.items():
+        check_account(state, payer)
+        balance = state.balances.get(payer, 0)
+        if balance < amount:
+            raise InsufficientBalance(f"payments: {payer!r} owes {amount}, balance {balance}")
+    return owed
+
+
 # --- mutators ----------------------------------------------------------------
 
 

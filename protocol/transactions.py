@@ -127,6 +127,12 @@ class PayFees(Tx):
     amount: int
 
 
+class PayFeesBatch(Tx):
+    kind: Literal["pay_fees_batch"] = "pay_fees_batch"
+    method: ClassVar[str] = "pay_fees_batch"
+    payments: list[tuple[str, str, int]]
+
+
 class SlashOperator(Tx):
     kind: Literal["slash_operator"] = "slash_operator"
     method: ClassVar[str] = "slash_operator"
@@ -165,6 +171,7 @@ AnyTx = Annotated[
     | ClaimEarnings
     | Reward
     | PayFees
+    | PayFeesBatch
     | SlashOperator
     | Propose
     | CastVote,
@@ -174,8 +181,8 @@ _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyTx)
 
 
 def encode_tx(tx: Tx) -> bytes:
-    """Return the canonical msgpack encoding of a transaction."""
-    return codec.encode(tx.model_dump())
+    """Return the msgpack encoding of a transaction (fields in declaration order)."""
+    return codec.pack(tx.model_dump())
 
 
 def decode_tx(data: bytes) -> Tx:
