@@ -1,0 +1,1 @@
+"""stakeray's cluster layer: configuration, command line, and (later) the Ray actors."""
