@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from protocol import Params
+from protocol.errors import InvalidParams
 from protocol.units import PPM, Amount, tokens
 
 
@@ -101,7 +102,7 @@ def load_config(path: str | Path, workload: str | Path | None = None) -> RunConf
         config.network.protocol_params()
     except ValidationError as exc:
         raise _first_error(exc, str(path)) from None
-    except ValueError as exc:
+    except InvalidParams as exc:
         raise ConfigError(f"{path}: network.{exc}") from None
     return config
 

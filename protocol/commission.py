@@ -39,13 +39,13 @@ def check_commission_change(
     sender: Address | None,
 ) -> None:
     """Refuse a change that breaks a rule, naming it (SPEC 4)."""
-    check_ppm(reward_cut, "reward_cut")
-    check_ppm(fee_share, "fee_share")
     pool = state.pools.get(operator)
     if pool is None or not pool.registered:
         raise UnknownOperator(f"operator {operator!r}: not a registered operator")
     if sender is not None and sender != operator:
         raise NotOwner(f"sender {sender!r}: does not own operator {operator!r}")
+    check_ppm(reward_cut, "reward_cut")
+    check_ppm(fee_share, "fee_share")
     for name, take in (("reward_cut", reward_cut), ("fee take", PPM - fee_share)):
         if take > params.max_take:
             raise CommissionTooHigh(f"{name}: {take} above max_take {params.max_take}")

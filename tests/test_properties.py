@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import PPM, TOKEN, Params, Protocol, ProtocolError
@@ -83,6 +83,14 @@ PROPOSAL_CHANGES = st.sampled_from(
 PROPOSAL_TRANSFERS = st.sampled_from([{}, {"d0": 10**6}, {"d1": 10**30}, {"d2": 0}])
 
 
+def holder(what: str) -> st.SearchStrategy[tuple[str, str, int]]:
+    """An account chosen when the action runs among those holding ``what``.
+
+    ``what`` is "stake" (pending stake), "fees" (pending fees) or "locks".
+    """
+    return st.tuples(st.just("holder"), st.just(what), st.integers(min_value=0, max_value=8))
+
+
 def _action(kind: str, *args: st.SearchStrategy[Any]) -> st.SearchStrategy[Action]:
     return st.tuples(st.just(kind), *args)
 
@@ -116,11 +124,14 @@ ACTIONS: st.SearchStrategy[Action] = st.one_of(
     ),
     _action("unbond", STAKERS, AMOUNT_SPECS),
     _action("unbond", STAKERS, VALID_AMOUNT_SPECS),
-    _action("unbond", st.sampled_from(DELEGATORS), VALID_AMOUNT_SPECS),
+    _action("unbond", holder("stake"), VALID_AMOUNT_SPECS),
+    _action("unbond", holder("stake"), VALID_AMOUNT_SPECS),
     _action("rebond", STAKERS, LOCK_SPECS),
+    _action("rebond", holder("locks"), LOCK_SPECS),
     _action("withdraw_stake", STAKERS, LOCK_SPECS),
+    _action("withdraw_stake", holder("locks"), LOCK_SPECS),
     _action("withdraw_fees", STAKERS, AMOUNT_SPECS),
-    _action("withdraw_fees", STAKERS, VALID_AMOUNT_SPECS),
+    _action("withdraw_fees", holder("fees"), VALID_AMOUNT_SPECS),
     _action("claim_earnings", STAKERS),
     _action("claim_earnings", STAKERS),
     _action("reward", ANY_OPERATOR),
@@ -144,9 +155,10 @@ ACTIONS: st.SearchStrategy[Action] = st.one_of(
     ),
     _action("transfer", ANY_ACCOUNT, st.sampled_from((*ACCOUNTS, "newcomer")), AMOUNT_SPECS),
     _action("propose", STAKERS, PROPOSAL_CHANGES, PROPOSAL_TRANSFERS),
+    _action("propose", holder("stake"), PROPOSAL_CHANGES, PROPOSAL_TRANSFERS),
     _action(
         "vote",
-        STAKERS,
+        st.one_of(STAKERS, holder("stake")),
         st.one_of(st.just("latest"), st.integers(min_value=-1, max_value=3)),
         st.sampled_from(["for", "for", "against", "abstain", "maybe"]),
     ),
@@ -252,10 +264,26 @@ class Runner:
         ids = sorted(self.p.locks(who))
         return ids[value % len(ids)] if ids else value
 
+    def who(self, spec: Any) -> Any:
+        if not (isinstance(spec, tuple) and spec[0] == "holder"):
+            return spec
+        _, what, index = spec
+        p = self.p
+        candidates = [
+            a
+            for a in sorted(p.state.delegators)
+            if (what == "stake" and p.pending_stake(a) > 0)
+            or (what == "fees" and p.pending_fees(a) > 0)
+            or (what == "locks" and p.locks(a))
+        ]
+        return candidates[index % len(candidates)] if candidates else DELEGATORS[0]
+
     def resolve(self, action: Action) -> tuple[str, dict[str, Any]]:
         """Turn a symbolic action into a concrete method call."""
         p = self.p
         kind, *a = action
+        if a:
+            a[0] = self.who(a[0])
         if kind == "initialize_round":
             return kind, {}
         if kind == "bond":
@@ -308,14 +336,12 @@ class Runner:
         except ProtocolError as exc:
             self.refused += 1
             self.trace.append(f"{call}  # refused: {type(exc).__name__}")
-            note(self.trace[-1])
             assert p.state_hash() == before, f"non-atomic refusal: {call} raised {exc!r}"
         else:
             self.accepted += 1
             if method in ("pay_fees", "reward", "slash_operator"):
                 self.events += 1
             self.trace.append(call)
-            note(call)
         self.check()
 
     def check(self) -> None:
@@ -348,16 +374,21 @@ def run_scenario(params: Params, balances: dict[str, int], actions: list[Action]
     recorded: list[txs.Tx] = []
     p.sink = recorded.append
     runner = Runner(p)
-    runner.check()
-    for action in actions:
-        runner.step(action)
-    assert len(recorded) == runner.accepted, "every accepted transaction, and only those, is sunk"
-    # A few extra rounds settle every carry and make every lock withdrawable.
-    for _ in range(2):
-        runner.step(("initialize_round",))
-    q = replay(genesis, recorded)
-    assert q.state_hash() == p.state_hash(), "replay from genesis diverged from the live state"
-    assert q.round == p.round
+    try:
+        runner.check()
+        for action in actions:
+            runner.step(action)
+        assert len(recorded) == runner.accepted, "every accepted transaction is sunk, once"
+        # Two more rounds: every carry of the last round becomes final.
+        for _ in range(2):
+            runner.step(("initialize_round",))
+        q = replay(genesis, recorded)
+        assert q.state_hash() == p.state_hash(), "replay from genesis diverged from the live state"
+    except BaseException as exc:
+        # The concrete calls, ready to paste into a reproduction.
+        exc.add_note(f"p = Protocol({params!r}, {balances!r})")
+        exc.add_note("\n".join(runner.trace))
+        raise
     return runner
 
 

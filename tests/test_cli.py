@@ -1,0 +1,94 @@
+"""The command line on the in-process ledger: run, verify, and one-line config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cluster.cli import main
+from cluster.config import ConfigError, load_config
+
+NETWORK = """
+seed: 3
+network:
+  operators:
+    - {name: op-a, stake: 500, reward_cut: 100000, fee_share: 900000}
+    - {name: op-b, stake: 300, miss_rate: 0.5}
+  delegators: {count: 20, stake_min: 1, stake_max: 50}
+  params: {unbonding_period: 2}
+workload: {rounds: 6, fees_per_round: 3, payments_per_round: 10}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "net.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_run_writes_the_run_directory_and_verify_replays_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path, NETWORK)), "--out", str(out), "--quiet"]) == 0
+    table = capsys.readouterr().out
+    assert "op-a" in table and "op-b" in table and "conservation ok" in table
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rounds"] == 6 and summary["conservation_ok"] is True
+    assert int(summary["minted"]) > 0
+    assert (out / "ledger" / "events.log").stat().st_size > 0
+    rows = (out / "rounds.csv").read_text().splitlines()
+    assert rows[0].startswith("round,operator") and len(rows) == 1 + 6 * 2
+
+    assert main(["verify", str(out)]) == 0
+    assert summary["state_hash"] in capsys.readouterr().out
+
+
+def test_verify_fails_when_the_recorded_hash_differs(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    main(["run", str(write(tmp_path, NETWORK)), "--out", str(out), "--quiet"])
+    summary = json.loads((out / "summary.json").read_text())
+    summary["state_hash"] = "0" * 64
+    (out / "summary.json").write_text(json.dumps(summary))
+    assert main(["verify", str(out)]) == 1
+
+
+def test_run_is_deterministic(tmp_path: Path) -> None:
+    config = write(tmp_path, NETWORK)
+    hashes = []
+    for name in ("one", "two"):
+        main(["run", str(config), "--out", str(tmp_path / name), "--quiet"])
+        hashes.append(json.loads((tmp_path / name / "summary.json").read_text())["state_hash"])
+    assert hashes[0] == hashes[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("seed: 1\n", "network: Field required"),
+        ("network: {operators: []}\n", "network.operators"),
+        ("network: {operators: [{name: a, stake: -5}]}\n", "network.operators.0.stake"),
+        ("network: {operators: [{name: a, stake: 1, reward_cut: 2000000}]}\n", "reward_cut"),
+        ("network: {operators: [{name: a, stake: 1}], params: {max_take: 7000000}}\n", "max_take"),
+        ("network: {operators: [{name: a, stake: 1}]}\nbogus: 1\n", "bogus"),
+        ("network: [\n", "invalid YAML"),
+    ],
+)
+def test_bad_config_gets_one_line_naming_the_field(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    message = str(err.value)
+    assert needle in message and "\n" not in message
+
+
+def test_cli_reports_config_errors_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", str(write(tmp_path, "seed: 1\n")), "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    config = write(tmp_path, NETWORK)
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(config), "--out", str(out), "--quiet"]) == 2
