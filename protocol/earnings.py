@@ -20,17 +20,40 @@ from dataclasses import dataclass
 
 from .params import Params
 from .state import INITIAL_FACTOR, Carry, CarryPool, Delegator, FactorEntry, Pool, State
-from .units import Address, Amount, Factor, Round, ppb_of, ppm_of, precise_of
+from .units import PPM, Address, Amount, Factor, Round, ppb_of, ppm_of, precise_of
 
 # --- factors ---------------------------------------------------------------
 
 
 def get_current_factors(pool: Pool) -> tuple[Factor, Factor]:
-    """Return the pool's latest (CRF, CFF)."""
+    """Return the pool's latest (CRF, CFF); a wiped pool restarts at the unit factor."""
     if pool.last_factor_round is None:
         return INITIAL_FACTOR, 0
     entry = pool.factors[pool.last_factor_round]
-    return entry.crf_end, entry.cff
+    return entry.crf_end or INITIAL_FACTOR, entry.cff
+
+
+@dataclass(slots=True)
+class PositionFactors:
+    """The factors a position is valued with: from its start to now (or to its pool's wipe)."""
+
+    start_crf: Factor
+    start_cff: Factor
+    crf_now: Factor
+    cff_now: Factor
+    crf_base: Factor
+
+
+def get_position_factors(pool: Pool, d: Delegator, n: Round) -> PositionFactors:
+    """Return the factors of ``d``'s position in ``pool`` read in round ``n``."""
+    start = pool.factors[d.last_claim_round]
+    if d.epoch != pool.epoch:
+        # The pool was wiped by a full slash after this position started: it is worth 0.
+        end = pool.factors[pool.epoch_ends[d.epoch]]
+        return PositionFactors(start.crf, start.cff, 0, end.cff, 0)
+    crf_now, cff_now = get_current_factors(pool)
+    crf_base, _ = get_base_factors(pool, n)
+    return PositionFactors(start.crf, start.cff, crf_now, cff_now, crf_base)
 
 
 def get_base_factors(pool: Pool, n: Round) -> tuple[Factor, Factor]:
@@ -66,16 +89,23 @@ def touch_commission(pool: Pool, n: Round) -> None:
 # --- carries ---------------------------------------------------------------
 
 
+def is_carry_final(state: State, carry: Carry) -> bool:
+    """Return whether no more carries can join the carry's escrow (its reward is known)."""
+    return carry.round < state.round or state.pools[carry.operator].last_reward_round >= carry.round
+
+
 def compute_carry_earnings(pool: Pool, carry: Carry, final: bool) -> tuple[Amount, Amount]:
-    """Return (reward, fees) a carry pays; ``final`` when its round is over."""
+    """Return (reward, fees) a carry pays; ``final`` when its escrow can take no new carry."""
     entry = pool.factors[carry.round]
     fees = precise_of(carry.x, entry.cff - carry.cff_mark, carry.crf_base)
     if not carry.reward_pending:
         return 0, fees
     escrow = pool.carries[carry.round]
-    reward = precise_of(carry.x, entry.crf, carry.crf_base) - carry.x
     if final and escrow.count == 1:
         return escrow.amount, fees
+    reward = precise_of(carry.x, entry.crf, carry.crf_base) - carry.x
+    # A delegator-wide slash at the end of the carry's round takes its share of the escrow too.
+    reward = reward * escrow.keep_ppm // PPM
     return min(reward, escrow.amount), fees
 
 
@@ -112,20 +142,23 @@ def compute_settlement(state: State, address: Address) -> Settlement:
             state.pools[folded.operator], folded, final=True
         )
         fees += carry_fees
+    elif d.carry is not None and d.carry.reward_pending and is_carry_final(state, d.carry):
+        # This round's reward is known: it joins the bond now, so it is staked and
+        # slashable like everyone else's; the carry stays for the round's later fees.
+        folded = d.carry
+        folded_reward = compute_carry_earnings(state.pools[folded.operator], folded, True)[0]
     pool = state.pools.get(d.delegate) if d.delegate is not None else None
     bonded, new_carry = d.bonded, None
     if pool is not None and d.bonded > 0 and d.last_claim_round < n:
-        start = pool.factors[d.last_claim_round]
-        crf_now, cff_now = get_current_factors(pool)
-        fees += precise_of(d.bonded, cff_now - start.cff, start.crf)
+        f = get_position_factors(pool, d, n)
+        fees += precise_of(d.bonded, f.cff_now - f.start_cff, f.start_crf)
         if pool.address in state.active:
-            crf_base, _ = get_base_factors(pool, n)
-            x = precise_of(d.bonded, crf_base, start.crf)
+            x = precise_of(d.bonded, f.crf_base, f.start_crf)
             pending = pool.last_reward_round < n
-            bonded = x if pending else precise_of(d.bonded, crf_now, start.crf)
-            new_carry = Carry(pool.address, n, x, crf_base, cff_now, pending)
+            bonded = x if pending else precise_of(d.bonded, f.crf_now, f.start_crf)
+            new_carry = Carry(pool.address, n, x, f.crf_base, f.cff_now, pending)
         else:
-            bonded = precise_of(d.bonded, crf_now, start.crf)
+            bonded = precise_of(d.bonded, f.crf_now, f.start_crf)
     cr = cf = 0
     if pool is not None and pool.address == address:
         cr, cf = pool.cumulative_rewards, pool.cumulative_fees
@@ -148,7 +181,10 @@ def apply_settlement(state: State, address: Address, plan: Settlement) -> None:
             if escrow.count == 0:
                 del carry_pool.carries[plan.folded.round]
         totals.escrow -= plan.folded_reward
-        d.carry = None
+        if plan.folded.round < n:
+            d.carry = None
+        else:
+            plan.folded.reward_pending = False
     if plan.new_carry is not None:
         pool = state.pools[plan.new_carry.operator]
         ensure_factor_entry(pool, n)
@@ -163,6 +199,7 @@ def apply_settlement(state: State, address: Address, plan: Settlement) -> None:
     if d.delegate is not None:
         pool = state.pools[d.delegate]
         ensure_factor_entry(pool, n)
+        d.epoch = pool.epoch
         if pool.address == address:
             touch_commission(pool, n)
             pool.cumulative_rewards = 0
@@ -195,15 +232,13 @@ def get_pending_stake(state: State, address: Address) -> Amount:
     stake = 0
     pool = state.pools.get(d.delegate) if d.delegate is not None else None
     if pool is not None and d.bonded > 0:
-        start = pool.factors[d.last_claim_round]
-        crf_now, _ = get_current_factors(pool)
-        stake = precise_of(d.bonded, crf_now, start.crf)
+        f = get_position_factors(pool, d, state.round)
+        stake = precise_of(d.bonded, f.crf_now, f.start_crf)
     if pool is not None and pool.address == address:
         stake += pool.cumulative_rewards
     if d.carry is not None:
         carry_pool = state.pools[d.carry.operator]
-        reward, _ = compute_carry_earnings(carry_pool, d.carry, d.carry.round < state.round)
-        stake += reward
+        stake += compute_carry_earnings(carry_pool, d.carry, is_carry_final(state, d.carry))[0]
     return stake
 
 
@@ -215,15 +250,28 @@ def get_pending_fees(state: State, address: Address) -> Amount:
     fees = d.fees
     pool = state.pools.get(d.delegate) if d.delegate is not None else None
     if pool is not None and d.bonded > 0:
-        start = pool.factors[d.last_claim_round]
-        _, cff_now = get_current_factors(pool)
-        fees += precise_of(d.bonded, cff_now - start.cff, start.crf)
+        f = get_position_factors(pool, d, state.round)
+        fees += precise_of(d.bonded, f.cff_now - f.start_cff, f.start_crf)
     if pool is not None and pool.address == address:
         fees += pool.cumulative_fees
     if d.carry is not None:
         carry_pool = state.pools[d.carry.operator]
-        fees += compute_carry_earnings(carry_pool, d.carry, d.carry.round < state.round)[1]
+        fees += compute_carry_earnings(carry_pool, d.carry, is_carry_final(state, d.carry))[1]
     return fees
+
+
+def get_active_stake(state: State, address: Address) -> tuple[Amount, Address | None]:
+    """Return the stake ``address`` has in this round's frozen pool stake, and its operator."""
+    d = state.delegators.get(address)
+    if d is None:
+        return 0, None
+    n = state.round
+    if d.carry is not None and d.carry.round == n:
+        return d.carry.x, d.carry.operator
+    if d.delegate is None or d.bonded == 0 or d.last_claim_round >= n:
+        return 0, None
+    f = get_position_factors(state.pools[d.delegate], d, n)
+    return precise_of(d.bonded, f.crf_base, f.start_crf), d.delegate
 
 
 def get_delegator(state: State, address: Address) -> Delegator | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .earnings import get_pending_stake
+from .earnings import get_active_stake
 from .errors import (
     AlreadyVoted,
     InvalidAmount,
@@ -30,10 +30,10 @@ def get_voting_power(state: State, voter: Address) -> tuple[Amount, Address | No
     """Return (weight, operator it overrides) of ``voter`` in the current round."""
     if voter in state.active:
         return state.active[voter], None
-    d = state.delegators.get(voter)
-    if d is None or d.delegate is None or d.delegate not in state.active:
+    weight, operator = get_active_stake(state, voter)
+    if operator is None or operator not in state.active:
         return 0, None
-    return get_pending_stake(state, voter), d.delegate
+    return weight, operator
 
 
 def check_changes(params: Params, changes: dict[str, Any]) -> None:

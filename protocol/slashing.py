@@ -11,7 +11,7 @@ from __future__ import annotations
 from .earnings import compute_settlement, ensure_factor_entry, settle
 from .errors import InvalidFraction, UnknownOperator
 from .params import Params
-from .state import State
+from .state import WIPE_FLOOR, State
 from .units import PPM, Address, Amount, Ppm, ppm_of
 
 
@@ -80,10 +80,23 @@ def apply_pool_slashes(state: State, params: Params) -> None:
         keep = PPM - pool.pending_slash_ppm
         entry = ensure_factor_entry(pool, state.round)
         entry.crf_end = entry.crf_end * keep // PPM
+        if entry.crf_end < WIPE_FLOOR:
+            # Nothing meaningful is left: wipe the pool and start a new epoch of positions.
+            keep, entry.crf_end = 0, 0
+            pool.epoch_ends[pool.epoch] = state.round
+            pool.epoch += 1
         pool.cumulative_rewards = pool.cumulative_rewards * keep // PPM
-        penalty = ppm_of(pool.delegated, pool.pending_slash_ppm)
+        penalty = ppm_of(pool.delegated, PPM - keep)
         pool.delegated -= penalty
         state.totals.bonded -= penalty
+        escrow = pool.carries.get(state.round)
+        if escrow is not None:
+            # Round rewards carried for stake that changed this round share the slash.
+            escrow.keep_ppm = escrow.keep_ppm * keep // PPM
+            taken = ppm_of(escrow.amount, PPM - keep)
+            escrow.amount -= taken
+            state.totals.escrow -= taken
+            penalty += taken
         pay_finder_and_burn(state, params, penalty, pool.pending_slash_finder)
         pool.pending_slash_ppm = 0
         pool.pending_slash_finder = None

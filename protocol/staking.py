@@ -141,6 +141,7 @@ def bond(state: State, delegator: Address, operator: Address, amount: Amount) ->
     d.delegate = operator
     ensure_factor_entry(target, n)
     d.last_claim_round = n
+    d.epoch = target.epoch
     d.bonded += amount
     target.delegated += amount
     state.balances[delegator] -= amount
@@ -160,11 +161,12 @@ def register_operator(state: State, operator: Address, reward_cut: Ppm, fee_shar
         raise NotSelfBonded(f"operator {operator!r}: bonded to {d.delegate!r}, not to itself")
     if d is None:
         d = state.delegators[operator] = Delegator()
+    pool = state.pools.setdefault(operator, Pool(address=operator))
+    ensure_factor_entry(pool, state.round)
     if d.delegate is None or d.bonded == 0:
         d.delegate = operator
         d.last_claim_round = state.round
-    pool = state.pools.setdefault(operator, Pool(address=operator))
-    ensure_factor_entry(pool, state.round)
+        d.epoch = pool.epoch
     pool.registered = True
     pool.registered_seq = state.next_registration_seq
     state.next_registration_seq += 1

@@ -61,6 +61,7 @@ class Delegator:
     last_claim_round: Round = 0
     fees: Amount = 0
     carry: Carry | None = None
+    epoch: int = 0
     locks: dict[int, Lock] = field(default_factory=dict)
     next_lock_id: int = 0
 
@@ -72,6 +73,7 @@ class CarryPool:
     amount: Amount = 0
     count: int = 0
     departed: Amount = 0
+    keep_ppm: int = 1_000_000
 
 
 @dataclass(slots=True)
@@ -93,6 +95,8 @@ class Pool:
     last_factor_round: Round | None = None
     factors: dict[Round, FactorEntry] = field(default_factory=dict)
     carries: dict[Round, CarryPool] = field(default_factory=dict)
+    epoch: int = 0
+    epoch_ends: dict[int, Round] = field(default_factory=dict)
     pending_slash_ppm: Ppm = 0
     pending_slash_finder: Address | None = None
     slash_round: Round = -1
@@ -175,3 +179,5 @@ class State:
 
 
 INITIAL_FACTOR: Factor = PRECISE
+# Below this a pool's reward factor has too few digits left to share rewards exactly.
+WIPE_FLOOR: Factor = PRECISE // 10**9
