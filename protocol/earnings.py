@@ -16,6 +16,8 @@ takes what rounding left, so every minted base unit is claimable.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .params import Params
@@ -26,34 +28,61 @@ from .units import PPM, Address, Amount, Factor, Round, ppb_of, ppm_of, precise_
 
 
 def get_current_factors(pool: Pool) -> tuple[Factor, Factor]:
-    """Return the pool's latest (CRF, CFF); a wiped pool restarts at the unit factor."""
+    """Return the pool's latest (CRF, CFF); a rebased pool restarts at the unit factor."""
     if pool.last_factor_round is None:
         return INITIAL_FACTOR, 0
     entry = pool.factors[pool.last_factor_round]
-    return entry.crf_end or INITIAL_FACTOR, entry.cff
+    if pool.epoch and pool.last_factor_round == pool.epoch_ends[pool.epoch - 1]:
+        return INITIAL_FACTOR, entry.cff
+    return entry.crf_end, entry.cff
 
 
 @dataclass(slots=True)
-class PositionFactors:
-    """The factors a position is valued with: from its start to now (or to its pool's wipe)."""
+class PositionView:
+    """A position as the current epoch sees it: ``amount`` valued from ``start_crf``.
 
+    A position that started in an earlier epoch of its pool is carried over
+    at its value at each epoch's end; ``fees_before`` is what it earned in
+    those epochs.
+    """
+
+    amount: Amount
     start_crf: Factor
     start_cff: Factor
+    fees_before: Amount
     crf_now: Factor
     cff_now: Factor
     crf_base: Factor
 
+    @property
+    def value(self) -> Amount:
+        return precise_of(self.amount, self.crf_now, self.start_crf)
 
-def get_position_factors(pool: Pool, d: Delegator, n: Round) -> PositionFactors:
-    """Return the factors of ``d``'s position in ``pool`` read in round ``n``."""
+    @property
+    def fees(self) -> Amount:
+        return self.fees_before + precise_of(
+            self.amount, self.cff_now - self.start_cff, self.start_crf
+        )
+
+    @property
+    def active_value(self) -> Amount:
+        """Value through the previous round: the position's part of this round's stake."""
+        return precise_of(self.amount, self.crf_base, self.start_crf)
+
+
+def get_position(pool: Pool, d: Delegator, n: Round) -> PositionView:
+    """Return ``d``'s position in ``pool`` read in round ``n`` (O(epochs since it settled))."""
+    amount = d.bonded
     start = pool.factors[d.last_claim_round]
-    if d.epoch != pool.epoch:
-        # The pool was wiped by a full slash after this position started: it is worth 0.
-        end = pool.factors[pool.epoch_ends[d.epoch]]
-        return PositionFactors(start.crf, start.cff, 0, end.cff, 0)
+    start_crf, start_cff, fees = start.crf, start.cff, 0
+    for epoch in range(d.epoch, pool.epoch):
+        end = pool.factors[pool.epoch_ends[epoch]]
+        fees += precise_of(amount, end.cff - start_cff, start_crf)
+        amount = precise_of(amount, end.crf_end, start_crf)
+        start_crf, start_cff = INITIAL_FACTOR, end.cff
     crf_now, cff_now = get_current_factors(pool)
     crf_base, _ = get_base_factors(pool, n)
-    return PositionFactors(start.crf, start.cff, crf_now, cff_now, crf_base)
+    return PositionView(amount, start_crf, start_cff, fees, crf_now, cff_now, crf_base)
 
 
 def get_base_factors(pool: Pool, n: Round) -> tuple[Factor, Factor]:
@@ -131,8 +160,41 @@ class Settlement:
         return self.bonded + self.commission_rewards + carried
 
 
+def position_of(d: Delegator | None) -> tuple[Address, int] | None:
+    """Return the (pool, epoch) ``d`` holds a position in, if any."""
+    if d is None or d.delegate is None or d.bonded == 0:
+        return None
+    return d.delegate, d.epoch
+
+
+def is_sole_position(pool: Pool, d: Delegator, address: Address) -> bool:
+    """Return whether ``address`` is an operator holding the only position in its own pool."""
+    return (
+        pool.address == address and pool.positions == 1 and d.bonded > 0 and d.epoch == pool.epoch
+    )
+
+
+def get_residual(pool: Pool) -> Amount:
+    """Return what the pool holds beyond its operator's unclaimed commission."""
+    return pool.delegated - pool.cumulative_rewards
+
+
+def get_sole_active_value(state: State, pool: Pool) -> Amount:
+    """Return the active stake this round of an operator alone in its pool: all but the rest."""
+    n = state.round
+    commission = (
+        pool.active_cumulative_rewards if pool.acr_round == n else pool.cumulative_rewards
+    )
+    carried = pool.carried if pool.carried_round == n else 0
+    return state.active[pool.address] - commission - carried
+
+
 def compute_settlement(state: State, address: Address) -> Settlement:
-    """Return the settlement of ``address`` in the current round, changing nothing."""
+    """Return the settlement of ``address`` in the current round, changing nothing.
+
+    An operator alone in its pool is valued at the pool's residual, so the
+    rounding dust other positions left behind is claimable, not orphaned.
+    """
     n = state.round
     d = state.delegators[address]
     folded, folded_reward, fees = None, 0, d.fees
@@ -149,19 +211,22 @@ def compute_settlement(state: State, address: Address) -> Settlement:
         folded_reward = compute_carry_earnings(state.pools[folded.operator], folded, True)[0]
     pool = state.pools.get(d.delegate) if d.delegate is not None else None
     bonded, new_carry = d.bonded, None
+    sole = pool is not None and is_sole_position(pool, d, address)
     if pool is not None and d.bonded > 0 and d.last_claim_round < n:
-        f = get_position_factors(pool, d, n)
-        fees += precise_of(d.bonded, f.cff_now - f.start_cff, f.start_crf)
-        if pool.address in state.active:
-            x = precise_of(d.bonded, f.crf_base, f.start_crf)
+        pos = get_position(pool, d, n)
+        fees += pos.fees
+        if pool.address in state.active and pos.amount > 0:
+            x = get_sole_active_value(state, pool) if sole else pos.active_value
             pending = pool.last_reward_round < n
-            bonded = x if pending else precise_of(d.bonded, f.crf_now, f.start_crf)
-            new_carry = Carry(pool.address, n, x, f.crf_base, f.cff_now, pending)
+            bonded = x if pending else pos.value
+            new_carry = Carry(pool.address, n, x, pos.crf_base, pos.cff_now, pending)
         else:
-            bonded = precise_of(d.bonded, f.crf_now, f.start_crf)
-    cr = cf = 0
-    if pool is not None and pool.address == address:
-        cr, cf = pool.cumulative_rewards, pool.cumulative_fees
+            bonded = pos.value
+    if sole and pool is not None:
+        bonded = get_residual(pool)
+    own = state.pools.get(address)
+    cr = own.cumulative_rewards if own is not None else 0
+    cf = own.cumulative_fees if own is not None else 0
     # A carried reward joins the bond; with nothing left bonded it is paid out liquid.
     to_bond = pool is not None and (bonded + cr > 0 or pool.address == address)
     return Settlement(bonded, fees + cf, folded, folded_reward, new_carry, cr, to_bond)
@@ -188,6 +253,9 @@ def apply_settlement(state: State, address: Address, plan: Settlement) -> None:
     if plan.new_carry is not None:
         pool = state.pools[plan.new_carry.operator]
         ensure_factor_entry(pool, n)
+        if pool.carried_round != n:
+            pool.carried_round, pool.carried = n, 0
+        pool.carried += plan.new_carry.x
         if plan.new_carry.reward_pending:
             escrow = pool.carries.setdefault(n, CarryPool())
             escrow.count += 1
@@ -196,14 +264,19 @@ def apply_settlement(state: State, address: Address, plan: Settlement) -> None:
     d.bonded = plan.bonded + plan.commission_rewards
     d.fees = plan.fees
     d.last_claim_round = n
+    own = state.pools.get(address)
+    if own is not None:
+        # The operator's commission account is its own, wherever it is bonded now.
+        touch_commission(own, n)
+        if plan.commission_rewards and d.delegate not in (None, address):
+            own.delegated -= plan.commission_rewards
+            state.pools[d.delegate].delegated += plan.commission_rewards
+        own.cumulative_rewards = 0
+        own.cumulative_fees = 0
     if d.delegate is not None:
         pool = state.pools[d.delegate]
         ensure_factor_entry(pool, n)
         d.epoch = pool.epoch
-        if pool.address == address:
-            touch_commission(pool, n)
-            pool.cumulative_rewards = 0
-            pool.cumulative_fees = 0
     if plan.folded_reward:
         if plan.reward_to_bond:
             d.bonded += plan.folded_reward
@@ -221,6 +294,37 @@ def settle(state: State, address: Address) -> Settlement:
     return plan
 
 
+@contextmanager
+def tracking_position(state: State, address: Address) -> Iterator[None]:
+    """Keep each pool's count of positions right across a change to ``address``'s bond.
+
+    Every mutator that may change a bond runs its whole change inside this.
+    """
+    before = position_of(state.delegators.get(address))
+    yield
+    after = position_of(state.delegators.get(address))
+    if before == after:
+        return
+    if after is not None:
+        state.pools[after[0]].positions += 1
+    if before is not None:
+        pool = state.pools[before[0]]
+        if before[1] >= pool.live_epoch:
+            pool.positions -= 1
+            sweep_dust(state, pool)
+
+
+def sweep_dust(state: State, pool: Pool) -> None:
+    """Send what an empty pool still holds (rounding dust) to the treasury, so it is claimable."""
+    if pool.positions > 0:
+        return
+    dust = get_residual(pool)
+    if dust > 0:
+        pool.delegated -= dust
+        state.totals.bonded -= dust
+        state.totals.treasury += dust
+
+
 # --- pending values --------------------------------------------------------
 
 
@@ -231,11 +335,13 @@ def get_pending_stake(state: State, address: Address) -> Amount:
         return 0
     stake = 0
     pool = state.pools.get(d.delegate) if d.delegate is not None else None
-    if pool is not None and d.bonded > 0:
-        f = get_position_factors(pool, d, state.round)
-        stake = precise_of(d.bonded, f.crf_now, f.start_crf)
-    if pool is not None and pool.address == address:
-        stake += pool.cumulative_rewards
+    if pool is not None and is_sole_position(pool, d, address):
+        stake = get_residual(pool)
+    elif pool is not None and d.bonded > 0:
+        stake = get_position(pool, d, state.round).value
+    own = state.pools.get(address)
+    if own is not None:
+        stake += own.cumulative_rewards
     if d.carry is not None:
         carry_pool = state.pools[d.carry.operator]
         stake += compute_carry_earnings(carry_pool, d.carry, is_carry_final(state, d.carry))[0]
@@ -250,10 +356,10 @@ def get_pending_fees(state: State, address: Address) -> Amount:
     fees = d.fees
     pool = state.pools.get(d.delegate) if d.delegate is not None else None
     if pool is not None and d.bonded > 0:
-        f = get_position_factors(pool, d, state.round)
-        fees += precise_of(d.bonded, f.cff_now - f.start_cff, f.start_crf)
-    if pool is not None and pool.address == address:
-        fees += pool.cumulative_fees
+        fees += get_position(pool, d, state.round).fees
+    own = state.pools.get(address)
+    if own is not None:
+        fees += own.cumulative_fees
     if d.carry is not None:
         carry_pool = state.pools[d.carry.operator]
         fees += compute_carry_earnings(carry_pool, d.carry, is_carry_final(state, d.carry))[1]
@@ -270,8 +376,7 @@ def get_active_stake(state: State, address: Address) -> tuple[Amount, Address | 
         return d.carry.x, d.carry.operator
     if d.delegate is None or d.bonded == 0 or d.last_claim_round >= n:
         return 0, None
-    f = get_position_factors(state.pools[d.delegate], d, n)
-    return precise_of(d.bonded, f.crf_base, f.start_crf), d.delegate
+    return get_position(state.pools[d.delegate], d, n).active_value, d.delegate
 
 
 def get_delegator(state: State, address: Address) -> Delegator | None:
@@ -312,6 +417,7 @@ def process_reward(state: State, params: Params, operator: Address) -> Amount:
         escrow.amount = escrowed
     pool.delegated += reward - escrowed
     pool.last_reward_round = n
+    sweep_dust(state, pool)
     state.minter.minted_in_round += minted
     totals = state.totals
     totals.minted += minted
@@ -327,11 +433,11 @@ def process_fees(state: State, operator: Address, amount: Amount) -> None:
     pool = state.pools[operator]
     touch_commission(pool, n)
     stake = state.active.get(operator, 0)
-    if stake == 0:
-        # No active stake this round to share with: the operator keeps it all.
+    if stake == 0 or pool.positions == 0:
+        # No active stake or no position to share with: the operator keeps it all.
         pool.cumulative_fees += amount
         return
-    entry = ensure_factor_entry(pool, n)
+    entry = pool.factors.get(n) or ensure_factor_entry(pool, n)
     delegators_fees = ppm_of(amount, pool.fee_share)
     own_share = precise_of(delegators_fees, pool.active_cumulative_rewards, stake)
     pool.cumulative_fees += own_share + amount - delegators_fees

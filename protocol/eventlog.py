@@ -15,6 +15,11 @@ A crash can only tear the tail: on open, scanning stops at the first short
 header, short payload, empty or bad-checksum frame, and the file is truncated
 to the end of the last good frame. A snapshot file is exactly one frame.
 
+The log file is grown ahead of the data in zero-filled chunks, made durable
+once; a commit then overwrites allocated blocks and needs only ``fdatasync``
+(no size or block-map change to flush), which is what makes group commit
+cheap. A zero tail is free space, not damage: a zero length ends the log.
+
 ``EventLog`` is single-writer: one open ``EventLog`` per file at a time.
 """
 
@@ -86,7 +91,10 @@ def _scan(f: BinaryIO, file_size: int) -> Iterator[tuple[int, bytes]]:
 
 
 def read_frames(path: StrPath) -> tuple[list[bytes], int, int]:
-    """Return ``(payloads, good_end_offset, dropped_bytes)`` of the log at ``path``."""
+    """Return ``(payloads, good_end_offset, dropped_bytes)`` of the log at ``path``.
+
+    ``dropped_bytes`` counts a torn or corrupt tail; a zero-filled tail is free space.
+    """
     with open(path, "rb", buffering=_READ_BUFFER) as f:
         size = os.fstat(f.fileno()).st_size
         good_end = 0
@@ -94,18 +102,38 @@ def read_frames(path: StrPath) -> tuple[list[bytes], int, int]:
         for end, payload in _scan(f, size):
             payloads.append(payload)
             good_end = end
-    return payloads, good_end, size - good_end
+        zero_tail = _is_zero_tail(f, good_end)
+    return payloads, good_end, 0 if zero_tail else size - good_end
 
 
-def _count_frames(path: StrPath) -> tuple[int, int, int]:
-    """Like ``read_frames`` but keep only the frame count (streaming, O(1) memory)."""
+def _is_zero_tail(f: BinaryIO, offset: int) -> bool:
+    """Return whether everything in ``f`` from ``offset`` on is zero bytes."""
+    f.seek(offset)
+    while chunk := f.read(_READ_BUFFER):
+        if chunk.strip(b"\0"):
+            return False
+    return True
+
+
+def _count_frames(path: StrPath) -> tuple[int, int, int, bool]:
+    """Return ``(count, good_end, file_size, zero_tail)``, streaming in O(1) memory.
+
+    ``zero_tail`` says whether everything after the last good frame is zeros
+    (preallocated space) rather than a torn or corrupt frame.
+    """
     with open(path, "rb", buffering=_READ_BUFFER) as f:
         size = os.fstat(f.fileno()).st_size
         count = good_end = 0
         for end, _ in _scan(f, size):
             count += 1
             good_end = end
-    return count, good_end, size - good_end
+        zero_tail = _is_zero_tail(f, good_end)
+    return count, good_end, size, zero_tail
+
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+PREALLOCATE = 4 << 20
+_ZEROS = bytes(1 << 20)
 
 
 def _fsync_dir(directory: StrPath) -> None:
@@ -132,12 +160,15 @@ class EventLog:
         self.path = Path(path)
         self.fsync = fsync
         created = not self.path.exists()
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            self.count, self.size, self.dropped_bytes = _count_frames(self.path)
-            if self.dropped_bytes:
+            self.count, self.size, self.allocated, zero_tail = _count_frames(self.path)
+            self.dropped_bytes = 0
+            if not zero_tail:
+                self.dropped_bytes = self.allocated - self.size
                 os.ftruncate(self._fd, self.size)
                 os.fsync(self._fd)
+                self.allocated = self.size
             if created and fsync:
                 _fsync_dir(self.path.parent)
         except BaseException:
@@ -178,12 +209,11 @@ class EventLog:
             return
         data = b"".join(self._pending)
         try:
-            view = memoryview(data)
-            # A regular-file write is normally complete; loop for the rare short write.
-            while view:
-                view = view[os.write(fd, view) :]
+            if self.size + len(data) > self.allocated:
+                self._grow(fd, self.size + len(data))
+            _write_at(fd, data, self.size)
             if self.fsync:
-                os.fsync(fd)
+                _fdatasync(fd)
         except BaseException:
             self._failed = True
             # Best effort: leave no torn frame behind for other readers.
@@ -193,6 +223,16 @@ class EventLog:
         self.count += len(self._pending)
         self.size += len(data)
         self._pending.clear()
+
+    def _grow(self, fd: int, needed: int) -> None:
+        """Zero-fill the file to past ``needed`` and make the new size durable once."""
+        target = needed + PREALLOCATE
+        while self.allocated < target:
+            step = min(len(_ZEROS), target - self.allocated)
+            _write_at(fd, _ZEROS[:step], self.allocated)
+            self.allocated += step
+        if self.fsync:
+            os.fsync(fd)
 
     def discard(self) -> int:
         """Drop the uncommitted frames; return how many there were."""
@@ -264,6 +304,15 @@ class EventLog:
         fd = getattr(self, "_fd", None)
         if fd is not None:
             os.close(fd)
+
+
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    # A regular-file write is normally complete; loop for the rare short write.
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
 
 
 def write_snapshot(directory: StrPath, name: str, payload: bytes, *, fsync: bool = True) -> Path:

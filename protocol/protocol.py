@@ -280,20 +280,17 @@ class Protocol:
         Each pool is credited once with its batch total, so a batch of
         settlements costs one factor update per operator. Return the total.
         """
-        payments = [tuple(row) for row in payments]
-        owed = staking.check_fee_batch(self.state, payments)  # type: ignore[arg-type]
+        owed, earned = staking.check_fee_batch(self.state, payments)
+        balances = self.state.balances
         for payer, amount in owed.items():
-            self.state.balances[payer] -= amount
+            balances[payer] -= amount
         total = sum(owed.values())
-        per_operator: dict[Address, Amount] = {}
-        for _, operator, amount in payments:
-            per_operator[operator] = per_operator.get(operator, 0) + amount
         self.state.totals.liquid -= total
         self.state.totals.fees += total
-        for operator in sorted(per_operator):
-            earnings.process_fees(self.state, operator, per_operator[operator])
+        for operator in sorted(earned):
+            earnings.process_fees(self.state, operator, earned[operator])
         if self.sink is not None:
-            self.sink(tx.PayFeesBatch.model_construct(payments=payments))
+            self.sink(tx.PayFeesBatch.model_construct(payments=list(payments)))
         return total
 
     def slash_operator(

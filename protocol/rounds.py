@@ -9,7 +9,7 @@ from .params import Params
 from .slashing import apply_pool_slashes
 from .staking import select_active_set
 from .state import State
-from .units import Amount
+from .units import Address, Amount
 
 
 class InvariantViolation(AssertionError):
@@ -63,9 +63,20 @@ def check_invariants(state: State) -> None:
     for name in ("liquid", "bonded", "locked", "fees", "escrow", "treasury"):
         if getattr(t, name) < 0:
             raise InvariantViolation(f"totals.{name}: negative")
+    positions: dict[Address, int] = {}
+    for d in state.delegators.values():
+        if (
+            d.delegate is not None
+            and d.bonded > 0
+            and d.epoch >= state.pools[d.delegate].live_epoch
+        ):
+            positions[d.delegate] = positions.get(d.delegate, 0) + 1
     for address, pool in state.pools.items():
         if pool.delegated < 0:
             raise InvariantViolation(f"pool {address!r}: negative stake")
+        held = positions.get(address, 0)
+        if pool.positions != held:
+            raise InvariantViolation(f"pool {address!r}: {pool.positions} positions, {held} held")
     for address, balance in state.balances.items():
         if balance < 0:
             raise InvariantViolation(f"balance {address!r}: negative")

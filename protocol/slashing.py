@@ -8,10 +8,10 @@ stays O(1) and every position in the pool at that moment shares it exactly).
 
 from __future__ import annotations
 
-from .earnings import compute_settlement, ensure_factor_entry, settle
+from .earnings import compute_settlement, ensure_factor_entry, settle, tracking_position
 from .errors import InvalidFraction, UnknownOperator
 from .params import Params
-from .state import WIPE_FLOOR, State
+from .state import INITIAL_FACTOR, State
 from .units import PPM, Address, Amount, Ppm, ppm_of
 
 
@@ -65,9 +65,10 @@ def slash_operator(
     penalty = compute_own_slash(state, operator, fraction_ppm)
     if penalty == 0:
         return 0
-    settle(state, operator)
-    state.delegators[operator].bonded -= penalty
-    pool.delegated -= penalty
+    with tracking_position(state, operator):
+        settle(state, operator)
+        state.delegators[operator].bonded -= penalty
+        pool.delegated -= penalty
     state.totals.bonded -= penalty
     pay_finder_and_burn(state, params, penalty, finder)
     return penalty
@@ -80,11 +81,14 @@ def apply_pool_slashes(state: State, params: Params) -> None:
         keep = PPM - pool.pending_slash_ppm
         entry = ensure_factor_entry(pool, state.round)
         entry.crf_end = entry.crf_end * keep // PPM
-        if entry.crf_end < WIPE_FLOOR:
-            # Nothing meaningful is left: wipe the pool and start a new epoch of positions.
-            keep, entry.crf_end = 0, 0
+        if entry.crf_end < INITIAL_FACTOR:
+            # Rebase: a new epoch starts at the unit factor, so rewards keep all their
+            # digits; positions carry over at their value (none survive a full slash).
             pool.epoch_ends[pool.epoch] = state.round
             pool.epoch += 1
+            if entry.crf_end == 0:
+                pool.live_epoch = pool.epoch
+                pool.positions = 0
         pool.cumulative_rewards = pool.cumulative_rewards * keep // PPM
         penalty = ppm_of(pool.delegated, PPM - keep)
         pool.delegated -= penalty

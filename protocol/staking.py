@@ -6,11 +6,14 @@ changes state, so a refusal leaves the state exactly as it was.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .earnings import (
     compute_settlement,
     ensure_factor_entry,
     get_pending_stake,
     settle,
+    tracking_position,
 )
 from .errors import (
     AlreadyRegistered,
@@ -89,29 +92,34 @@ def get_lock_or_raise(state: State, address: Address, lock_id: int) -> Lock:
 
 
 def check_fee_batch(
-    state: State, payments: list[tuple[Address, Address, Amount]]
-) -> dict[Address, Amount]:
-    """Refuse a fee batch with any bad row; return the total owed per payer."""
+    state: State, payments: Sequence[tuple[Address, Address, Amount]]
+) -> tuple[dict[Address, Amount], dict[Address, Amount]]:
+    """Refuse a fee batch with any bad row; return the totals per payer and per operator."""
     owed: dict[Address, Amount] = {}
-    registered: set[Address] = set()
-    # A hot path (settlement batches): plain checks inline, errors built only on failure.
-    for i, row in enumerate(payments):
-        if len(row) != 3:
-            raise InvalidAmount(f"payments[{i}]: must be (payer, operator, amount)")
-        payer, operator, amount = row
-        if type(amount) is not int or amount <= 0:
-            check_amount(amount, f"payments[{i}].amount")
-        if operator not in registered:
-            if not is_registered(state, operator):
-                raise UnknownOperator(f"payments[{i}].operator {operator!r}: not registered")
-            registered.add(operator)
-        owed[payer] = owed.get(payer, 0) + amount
+    earned: dict[Address, Amount] = {}
+    # A hot path (settlement batches): one pass of plain dict work; a bad row is
+    # located and named only once something failed.
+    try:
+        for payer, operator, amount in payments:
+            if type(amount) is not int or amount <= 0:
+                raise TypeError
+            owed[payer] = owed.get(payer, 0) + amount
+            earned[operator] = earned.get(operator, 0) + amount
+    except (TypeError, ValueError):
+        for i, row in enumerate(payments):
+            if not isinstance(row, tuple | list) or len(row) != 3:
+                raise InvalidAmount(f"payments[{i}]: must be (payer, operator, amount)") from None
+            check_amount(row[2], f"payments[{i}].amount")
+        raise
+    for operator in earned:
+        if not is_registered(state, operator):
+            raise UnknownOperator(f"payments: operator {operator!r} is not registered")
     for payer, amount in owed.items():
         check_account(state, payer)
         balance = state.balances.get(payer, 0)
         if balance < amount:
             raise InsufficientBalance(f"payments: {payer!r} owes {amount}, balance {balance}")
-    return owed
+    return owed, earned
 
 
 # --- mutators ----------------------------------------------------------------
@@ -133,17 +141,18 @@ def bond(state: State, delegator: Address, operator: Address, amount: Amount) ->
         )
     n = state.round
     d = state.delegators.setdefault(delegator, Delegator())
-    settle(state, delegator)
     target = state.pools.setdefault(operator, Pool(address=operator))
-    if d.delegate is not None and d.delegate != operator and d.bonded > 0:
-        state.pools[d.delegate].delegated -= d.bonded
-        target.delegated += d.bonded
-    d.delegate = operator
-    ensure_factor_entry(target, n)
-    d.last_claim_round = n
-    d.epoch = target.epoch
-    d.bonded += amount
-    target.delegated += amount
+    with tracking_position(state, delegator):
+        settle(state, delegator)
+        if d.delegate is not None and d.delegate != operator and d.bonded > 0:
+            state.pools[d.delegate].delegated -= d.bonded
+            target.delegated += d.bonded
+        d.delegate = operator
+        ensure_factor_entry(target, n)
+        d.last_claim_round = n
+        d.epoch = target.epoch
+        d.bonded += amount
+        target.delegated += amount
     state.balances[delegator] -= amount
     state.totals.liquid -= amount
     state.totals.bonded += amount
@@ -183,10 +192,11 @@ def unbond(state: State, params: Params, delegator: Address, amount: Amount) -> 
     available = compute_settlement(state, delegator).stake
     if amount > available:
         raise InsufficientBond(f"amount: {amount} exceeds the bonded stake {available}")
-    settle(state, delegator)
     pool = state.pools[d.delegate]
-    d.bonded -= amount
-    pool.delegated -= amount
+    with tracking_position(state, delegator):
+        settle(state, delegator)
+        d.bonded -= amount
+        pool.delegated -= amount
     lock_id = d.next_lock_id
     d.next_lock_id += 1
     d.locks[lock_id] = Lock(amount=amount, withdraw_round=state.round + params.unbonding_period)
@@ -206,10 +216,11 @@ def rebond(state: State, delegator: Address, lock_id: int) -> None:
         raise NotBonded(f"account {delegator!r}: has no operator to rebond to")
     if d.delegate != delegator and not is_registered(state, d.delegate):
         raise UnknownOperator(f"operator {d.delegate!r}: no longer registered; bond elsewhere")
-    settle(state, delegator)
+    with tracking_position(state, delegator):
+        settle(state, delegator)
+        d.bonded += lock.amount
+        state.pools[d.delegate].delegated += lock.amount
     del d.locks[lock_id]
-    d.bonded += lock.amount
-    state.pools[d.delegate].delegated += lock.amount
     state.totals.locked -= lock.amount
     state.totals.bonded += lock.amount
 
@@ -235,7 +246,8 @@ def withdraw_fees(state: State, delegator: Address, amount: Amount) -> None:
     available = compute_settlement(state, delegator).fees
     if amount > available:
         raise InsufficientFees(f"amount: {amount} exceeds the claimable fees {available}")
-    settle(state, delegator)
+    with tracking_position(state, delegator):
+        settle(state, delegator)
     state.delegators[delegator].fees -= amount
     state.balances[delegator] = state.balances.get(delegator, 0) + amount
     state.totals.fees -= amount
@@ -245,7 +257,8 @@ def withdraw_fees(state: State, delegator: Address, amount: Amount) -> None:
 def claim_earnings(state: State, delegator: Address) -> None:
     """Fold unclaimed rewards into the bond and fees into claimable fees (O(1))."""
     get_delegator_or_raise(state, delegator)
-    settle(state, delegator)
+    with tracking_position(state, delegator):
+        settle(state, delegator)
 
 
 # --- the active set ----------------------------------------------------------

@@ -87,6 +87,9 @@ class Pool:
     fee_share: Ppm = 0
     last_commission_change: Round | None = None
     delegated: Amount = 0
+    positions: int = 0
+    carried_round: Round = -1
+    carried: Amount = 0
     cumulative_rewards: Amount = 0
     cumulative_fees: Amount = 0
     active_cumulative_rewards: Amount = 0
@@ -97,6 +100,7 @@ class Pool:
     carries: dict[Round, CarryPool] = field(default_factory=dict)
     epoch: int = 0
     epoch_ends: dict[int, Round] = field(default_factory=dict)
+    live_epoch: int = 0
     pending_slash_ppm: Ppm = 0
     pending_slash_finder: Address | None = None
     slash_round: Round = -1
@@ -179,5 +183,3 @@ class State:
 
 
 INITIAL_FACTOR: Factor = PRECISE
-# Below this a pool's reward factor has too few digits left to share rewards exactly.
-WIPE_FLOOR: Factor = PRECISE // 10**9

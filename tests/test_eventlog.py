@@ -26,13 +26,18 @@ PAYLOADS = [b"first", b"\x00" * 3, b"third event with more bytes" * 10]
 
 
 def _write_log(path: Path, payloads: list[bytes]) -> list[int]:
-    """Write ``payloads`` committed one by one; return the file size after each."""
+    """Write ``payloads`` committed one by one; return the log's end after each.
+
+    The file is cut to its last frame (no preallocated zeros), so tests can
+    damage exactly the bytes a crash could leave.
+    """
     ends = []
     with EventLog(path, fsync=False) as log:
         for p in payloads:
             log.append(p)
             log.commit()
             ends.append(log.size)
+    os.truncate(path, ends[-1])
     return ends
 
 
@@ -53,8 +58,10 @@ def test_append_commit_reopen(tmp_path: Path) -> None:
         assert len(log) == 3
         assert log.dropped_bytes == 0
         assert log.append(b"d") == 3
-    # close() committed the last frame.
-    assert read_frames(path) == ([b"a", b"b", b"c", b"d"], path.stat().st_size, 0)
+    # close() committed the last frame; the zero-filled space after it is not damage.
+    end = 4 * (HEADER_SIZE + 1)
+    assert read_frames(path) == ([b"a", b"b", b"c", b"d"], end, 0)
+    assert path.stat().st_size > end
 
 
 def test_frame_format(tmp_path: Path) -> None:
@@ -62,7 +69,9 @@ def test_frame_format(tmp_path: Path) -> None:
     with EventLog(path, fsync=False) as log:
         log.append(b"hello")
     data = path.read_bytes()
-    assert data == struct.pack("<II", 5, zlib.crc32(b"hello")) + b"hello"
+    frame = struct.pack("<II", 5, zlib.crc32(b"hello")) + b"hello"
+    assert data[: len(frame)] == frame
+    assert not data[len(frame) :].strip(b"\0")  # preallocated space is zeros
 
 
 def test_frames_bounds_and_snapshot_semantics(tmp_path: Path) -> None:
@@ -81,37 +90,57 @@ def test_frames_bounds_and_snapshot_semantics(tmp_path: Path) -> None:
         assert list(log.frames(1)) == [b"b", b"c"]
 
 
-def test_group_commit_is_one_write_and_one_fsync(
+def test_group_commit_is_one_write_and_one_data_sync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = EventLog(tmp_path / "events.log")
+    log.append(b"grow")
+    log.commit()  # the first commit also zero-fills ahead and fsyncs the new size once
     fd = log._fd
     writes: list[int] = []
-    syncs: list[int] = []
-    real_write, real_fsync = os.write, os.fsync
+    syncs: list[str] = []
+    real_pwrite, real_fsync, real_datasync = os.pwrite, os.fsync, eventlog._fdatasync
 
-    def write(f: int, data: bytes) -> int:
+    def pwrite(f: int, data: bytes, offset: int) -> int:
         if f == fd:
             writes.append(len(data))
-        return real_write(f, data)
+        return real_pwrite(f, data, offset)
 
     def fsync(f: int) -> None:
-        if f == fd:
-            syncs.append(f)
+        syncs.append("fsync")
         real_fsync(f)
 
-    monkeypatch.setattr(eventlog.os, "write", write)
+    def datasync(f: int) -> None:
+        syncs.append("fdatasync")
+        real_datasync(f)
+
+    monkeypatch.setattr(eventlog.os, "pwrite", pwrite)
     monkeypatch.setattr(eventlog.os, "fsync", fsync)
+    monkeypatch.setattr(eventlog, "_fdatasync", datasync)
     payloads = [bytes([i]) * (i + 1) for i in range(100)]
     log.append_many(payloads)
     log.commit()
     assert len(writes) == 1
     assert writes[0] == sum(HEADER_SIZE + len(p) for p in payloads)
-    assert len(syncs) == 1
+    assert syncs == ["fdatasync"]  # overwriting allocated space: no metadata to flush
     log.commit()  # nothing buffered: no I/O
     assert (len(writes), len(syncs)) == (1, 1)
     log.close()
-    assert read_frames(log.path)[0] == payloads
+    assert read_frames(log.path)[0] == [b"grow", *payloads]
+
+
+def test_log_grows_in_zero_filled_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "events.log"
+    with EventLog(path, fsync=False) as log:
+        big = b"x" * (eventlog.PREALLOCATE // 3)
+        for _ in range(7):
+            log.append(big)
+            log.commit()
+            assert log.size <= log.allocated <= log.size + 2 * eventlog.PREALLOCATE
+        assert path.stat().st_size == log.allocated
+    with EventLog(path, fsync=False) as log:
+        assert (len(log), log.dropped_bytes) == (7, 0)
+        assert list(log.frames(6)) == [big]
 
 
 def test_no_fsync_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,14 +158,16 @@ def test_torn_tail_at_every_offset(tmp_path: Path) -> None:
     prev_end = ends[-2]
     path = tmp_path / "torn.log"
     for cut in range(prev_end, len(data)):
-        path.write_bytes(data[:cut])
-        with EventLog(path, fsync=False) as log:
-            assert len(log) == 2, cut
-            assert log.dropped_bytes == cut - prev_end
-            assert path.stat().st_size == prev_end
-            assert list(log.frames()) == PAYLOADS[:2]
-            assert log.append(b"again") == 2
-        assert read_frames(path) == ([*PAYLOADS[:2], b"again"], prev_end + HEADER_SIZE + 5, 0)
+        # A crash at the end of the file, or inside zero-filled preallocated space.
+        for tail in (b"", b"\0" * 100):
+            path.write_bytes(data[:cut] + tail)
+            torn = data[prev_end:cut]
+            with EventLog(path, fsync=False) as log:
+                assert len(log) == 2, cut
+                assert log.dropped_bytes == (len(torn + tail) if torn.strip(b"\0") else 0)
+                assert list(log.frames()) == PAYLOADS[:2]
+                assert log.append(b"again") == 2
+            assert read_frames(path) == ([*PAYLOADS[:2], b"again"], prev_end + HEADER_SIZE + 5, 0)
 
 
 def test_torn_tail_in_earlier_frames(tmp_path: Path) -> None:
@@ -173,19 +204,19 @@ def test_flipped_payload_byte_is_dropped(tmp_path: Path) -> None:
             assert log.dropped_bytes == len(data) - prev_end
             assert list(log.frames()) == PAYLOADS[:2]
             log.append(PAYLOADS[2])
-        assert path.read_bytes() == data
+        assert path.read_bytes()[: len(data)] == data
 
 
-def test_zero_filled_tail_is_dropped(tmp_path: Path) -> None:
+def test_zero_filled_tail_is_free_space(tmp_path: Path) -> None:
     path = tmp_path / "events.log"
     _write_log(path, PAYLOADS[:1])
     size = path.stat().st_size
     with open(path, "ab") as f:
         f.write(b"\x00" * 4096)
     with EventLog(path, fsync=False) as log:
-        assert len(log) == 1
-        assert log.dropped_bytes == 4096
-    assert path.stat().st_size == size
+        assert (len(log), log.dropped_bytes, log.size) == (1, 0, size)
+        log.append(PAYLOADS[1])
+    assert read_frames(path)[0] == PAYLOADS[:2]
 
 
 def test_huge_garbage_length_is_not_read(tmp_path: Path) -> None:
@@ -218,13 +249,13 @@ def test_failed_write_poisons_log_and_reopen_recovers(
     path = tmp_path / "events.log"
     _write_log(path, PAYLOADS[:2])
     log = EventLog(path, fsync=False)
-    real_write = os.write
+    real_pwrite = os.pwrite
 
-    def half_write(fd: int, data: bytes) -> int:
-        real_write(fd, bytes(data)[: len(data) // 2])
+    def half_write(fd: int, data: bytes, offset: int) -> int:
+        real_pwrite(fd, bytes(data)[: len(data) // 2], offset)
         raise OSError("disk full")
 
-    monkeypatch.setattr(eventlog.os, "write", half_write)
+    monkeypatch.setattr(eventlog.os, "pwrite", half_write)
     log.append(PAYLOADS[2])
     with pytest.raises(OSError, match="disk full"):
         log.commit()
