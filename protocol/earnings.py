@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .params import Params
 from .state import INITIAL_FACTOR, Carry, CarryPool, Delegator, FactorEntry, Pool, State
-from .units import PPM, Address, Amount, Factor, Round, ppb_of, ppm_of, precise_of
+from .units import PPM, PRECISE, Address, Amount, Factor, Round, ppb_of, ppm_of, precise_of
 
 # --- factors ---------------------------------------------------------------
 
@@ -182,9 +182,7 @@ def get_residual(pool: Pool) -> Amount:
 def get_sole_active_value(state: State, pool: Pool) -> Amount:
     """Return the active stake this round of an operator alone in its pool: all but the rest."""
     n = state.round
-    commission = (
-        pool.active_cumulative_rewards if pool.acr_round == n else pool.cumulative_rewards
-    )
+    commission = pool.active_cumulative_rewards if pool.acr_round == n else pool.cumulative_rewards
     carried = pool.carried if pool.carried_round == n else 0
     return state.active[pool.address] - commission - carried
 
@@ -428,17 +426,24 @@ def process_reward(state: State, params: Params, operator: Address) -> Amount:
 
 
 def process_fees(state: State, operator: Address, amount: Amount) -> None:
-    """Credit ``amount`` of fees to the operator's pool (SPEC 4): ``fee_share`` to delegators."""
+    """Credit ``amount`` of fees to the operator's pool (SPEC 4): ``fee_share`` to delegators.
+
+    A hot path (one call per operator per settlement batch): the arithmetic is
+    ``ppm_of`` and ``precise_of`` written out.
+    """
     n = state.round
     pool = state.pools[operator]
-    touch_commission(pool, n)
+    if pool.acr_round < n:
+        touch_commission(pool, n)
     stake = state.active.get(operator, 0)
     if stake == 0 or pool.positions == 0:
         # No active stake or no position to share with: the operator keeps it all.
         pool.cumulative_fees += amount
         return
     entry = pool.factors.get(n) or ensure_factor_entry(pool, n)
-    delegators_fees = ppm_of(amount, pool.fee_share)
-    own_share = precise_of(delegators_fees, pool.active_cumulative_rewards, stake)
+    delegators_fees = amount * pool.fee_share // PPM
+    per_stake = delegators_fees * PRECISE // stake
+    acr = pool.active_cumulative_rewards
+    own_share = delegators_fees * (acr * PRECISE // stake) // PRECISE if acr else 0
     pool.cumulative_fees += own_share + amount - delegators_fees
-    entry.cff += precise_of(entry.crf_base, delegators_fees, stake)
+    entry.cff += entry.crf_base * per_stake // PRECISE

@@ -14,6 +14,7 @@ Replaying the whole log from genesis gives the same state hash.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class Snapshot:
     """A snapshot record: the state after ``seq`` log frames, and its hash."""
 
     seq: int
+    last_frame_crc: int
     params: dict[str, Any]
     state: State
     state_hash: str
@@ -58,11 +60,13 @@ class Ledger:
         events: EventLog,
         *,
         snapshot_every: int,
+        last_frame_crc: int,
     ) -> None:
         self.directory = directory
         self.protocol = protocol
         self.events = events
         self.snapshot_every = snapshot_every
+        self.last_frame_crc = last_frame_crc
         protocol.sink = self._append
 
     # --- opening --------------------------------------------------------------
@@ -84,9 +88,16 @@ class Ledger:
             raise LedgerError(f"ledger: {path / LOG_NAME} already exists; open it instead")
         protocol = Protocol(params, balances)
         events = EventLog(path / LOG_NAME, fsync=fsync)
-        events.append(tx.encode_tx(protocol.genesis()))
+        genesis = tx.encode_tx(protocol.genesis())
+        events.append(genesis)
         events.commit()
-        return cls(path, protocol, events, snapshot_every=snapshot_every)
+        return cls(
+            path,
+            protocol,
+            events,
+            snapshot_every=snapshot_every,
+            last_frame_crc=zlib.crc32(genesis),
+        )
 
     @classmethod
     def open(cls, directory: str | Path, *, snapshot_every: int = 10, fsync: bool = True) -> Ledger:
@@ -97,12 +108,14 @@ class Ledger:
         events = EventLog(path / LOG_NAME, fsync=fsync)
         if events.dropped_bytes:
             log.warning("ledger: dropped a torn tail of %d bytes", events.dropped_bytes)
-        protocol, seq = _load_snapshot(path, len(events))
+        _forget_lost_snapshots(path, len(events))
+        protocol, seq, crc = _load_snapshot(path, events)
         if protocol is None:
-            protocol, seq = _genesis(events), 1
+            protocol, seq, crc = _genesis(events), 1, _frame_crc(events, 0)
         for payload in events.frames(seq):
             tx.decode_tx(payload).apply(protocol)
-        return cls(path, protocol, events, snapshot_every=snapshot_every)
+            crc = zlib.crc32(payload)
+        return cls(path, protocol, events, snapshot_every=snapshot_every, last_frame_crc=crc)
 
     @staticmethod
     def replay(directory: str | Path) -> Protocol:
@@ -116,7 +129,9 @@ class Ledger:
     # --- writing --------------------------------------------------------------
 
     def _append(self, transaction: tx.Tx) -> None:
-        self.events.append(tx.encode_tx(transaction))
+        payload = tx.encode_tx(transaction)
+        self.events.append(payload)
+        self.last_frame_crc = zlib.crc32(payload)
         if isinstance(transaction, tx.InitializeRound):
             self.commit()
             if self.protocol.round % self.snapshot_every == 0:
@@ -135,6 +150,7 @@ class Ledger:
         self.commit()
         record = Snapshot(
             seq=len(self.events),
+            last_frame_crc=self.last_frame_crc,
             params=self.protocol.params.model_dump(),
             state=self.protocol.state,
             state_hash=self.protocol.state_hash(),
@@ -168,21 +184,41 @@ def _genesis(events: EventLog) -> Protocol:
     raise LedgerError(f"ledger: {events.path} does not start with a genesis frame")
 
 
-def _load_snapshot(directory: Path, committed: int) -> tuple[Protocol | None, int]:
-    """Return the newest snapshot that checks out and lies within the log, if any."""
+def _frame_crc(events: EventLog, seq: int) -> int:
+    """Return the CRC of the payload of frame ``seq``."""
+    return zlib.crc32(next(iter(events.frames(seq))))
+
+
+def _forget_lost_snapshots(directory: Path, committed: int) -> None:
+    """Delete snapshots of a history a crash tore off the log: they must never come back."""
+    for path in list_snapshots(directory, SNAPSHOT_PREFIX):
+        try:
+            seq = codec.unpack(read_snapshot(path))[0]
+        except (CorruptSnapshot, ValueError, TypeError, IndexError):
+            continue
+        if isinstance(seq, int) and seq > committed:
+            log.warning("ledger: removing snapshot %s of a lost history", path.name)
+            path.unlink()
+
+
+def _load_snapshot(directory: Path, events: EventLog) -> tuple[Protocol | None, int, int]:
+    """Return the newest snapshot that checks out against the log, with its seq and frame CRC."""
     for path in reversed(list_snapshots(directory, SNAPSHOT_PREFIX)):
         try:
             record = codec.decode(Snapshot, read_snapshot(path))
         except (CorruptSnapshot, ValueError, TypeError) as exc:
             log.warning("ledger: skipping snapshot %s: %s", path.name, exc)
             continue
-        if record.seq > committed:
+        if not 1 <= record.seq <= len(events):
             log.warning("ledger: skipping snapshot %s: beyond the log", path.name)
+            continue
+        if _frame_crc(events, record.seq - 1) != record.last_frame_crc:
+            log.warning("ledger: skipping snapshot %s: the log's history differs", path.name)
             continue
         protocol = Protocol(Params.build(**record.params))
         protocol.state = record.state
         if protocol.state_hash() != record.state_hash:
             log.warning("ledger: skipping snapshot %s: state hash mismatch", path.name)
             continue
-        return protocol, record.seq
-    return None, 0
+        return protocol, record.seq, record.last_frame_crc
+    return None, 0, 0
