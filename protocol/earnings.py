@@ -16,7 +16,7 @@ takes what rounding left, so every minted base unit is claimable.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -426,24 +426,32 @@ def process_reward(state: State, params: Params, operator: Address) -> Amount:
 
 
 def process_fees(state: State, operator: Address, amount: Amount) -> None:
-    """Credit ``amount`` of fees to the operator's pool (SPEC 4): ``fee_share`` to delegators.
+    """Credit ``amount`` of fees to the operator's pool (SPEC 4)."""
+    credit_fees(state, {operator: amount})
 
-    A hot path (one call per operator per settlement batch): the arithmetic is
-    ``ppm_of`` and ``precise_of`` written out.
+
+def credit_fees(state: State, earned: Mapping[Address, Amount]) -> None:
+    """Credit fees to operator pools (SPEC 4): ``fee_share`` to delegators through CFF.
+
+    The operator keeps the rest plus its unclaimed commission's share. A pool
+    with no active stake or no position to share with leaves it all to the
+    operator. A hot path (one entry per operator per settlement batch), so
+    ``ppm_of`` and ``precise_of`` are written out.
     """
     n = state.round
-    pool = state.pools[operator]
-    if pool.acr_round < n:
-        touch_commission(pool, n)
-    stake = state.active.get(operator, 0)
-    if stake == 0 or pool.positions == 0:
-        # No active stake or no position to share with: the operator keeps it all.
-        pool.cumulative_fees += amount
-        return
-    entry = pool.factors.get(n) or ensure_factor_entry(pool, n)
-    delegators_fees = amount * pool.fee_share // PPM
-    per_stake = delegators_fees * PRECISE // stake
-    acr = pool.active_cumulative_rewards
-    own_share = delegators_fees * (acr * PRECISE // stake) // PRECISE if acr else 0
-    pool.cumulative_fees += own_share + amount - delegators_fees
-    entry.cff += entry.crf_base * per_stake // PRECISE
+    pools, active = state.pools, state.active
+    for operator in sorted(earned):
+        amount = earned[operator]
+        pool = pools[operator]
+        if pool.acr_round < n:
+            touch_commission(pool, n)
+        stake = active.get(operator, 0)
+        if stake == 0 or pool.positions == 0:
+            pool.cumulative_fees += amount
+            continue
+        entry = pool.factors.get(n) or ensure_factor_entry(pool, n)
+        delegators_fees = amount * pool.fee_share // PPM
+        acr = pool.active_cumulative_rewards
+        own_share = delegators_fees * (acr * PRECISE // stake) // PRECISE if acr else 0
+        pool.cumulative_fees += own_share + amount - delegators_fees
+        entry.cff += entry.crf_base * (delegators_fees * PRECISE // stake) // PRECISE

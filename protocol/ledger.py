@@ -120,7 +120,10 @@ class Ledger:
     @staticmethod
     def replay(directory: str | Path) -> Protocol:
         """Rebuild the state from genesis and the whole log, ignoring snapshots."""
-        with EventLog(Path(directory) / LOG_NAME, fsync=False) as events:
+        path = Path(directory) / LOG_NAME
+        if not path.exists():
+            raise LedgerError(f"ledger: no {LOG_NAME} in {directory}")
+        with EventLog(path, fsync=False) as events:
             protocol = _genesis(events)
             for payload in events.frames(1):
                 tx.decode_tx(payload).apply(protocol)

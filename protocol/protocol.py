@@ -287,8 +287,7 @@ class Protocol:
         total = sum(owed.values())
         self.state.totals.liquid -= total
         self.state.totals.fees += total
-        for operator in sorted(earned):
-            earnings.process_fees(self.state, operator, earned[operator])
+        earnings.credit_fees(self.state, earned)
         if self.sink is not None:
             self.sink(tx.PayFeesBatch.model_construct(payments=list(payments)))
         return total

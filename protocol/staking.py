@@ -111,14 +111,16 @@ def check_fee_batch(
                 raise InvalidAmount(f"payments[{i}]: must be (payer, operator, amount)") from None
             check_amount(row[2], f"payments[{i}].amount")
         raise
+    pools, balances = state.pools, state.balances
     for operator in earned:
-        if not is_registered(state, operator):
+        pool = pools.get(operator)
+        if pool is None or not pool.registered:
             raise UnknownOperator(f"payments: operator {operator!r} is not registered")
     for payer, amount in owed.items():
-        check_account(state, payer)
-        balance = state.balances.get(payer, 0)
-        if balance < amount:
-            raise InsufficientBalance(f"payments: {payer!r} owes {amount}, balance {balance}")
+        balance = balances.get(payer)
+        if balance is None or balance < amount:
+            check_account(state, payer)
+            raise InsufficientBalance(f"payments: {payer!r} owes {amount}, balance {balance or 0}")
     return owed, earned
 
 
