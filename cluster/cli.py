@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,8 +28,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         config.workload.rounds = args.rounds
     out = Path(args.out)
     if (out / "ledger" / "events.log").exists():
-        print(f"error: --out {out}: already holds a run; choose another directory", file=sys.stderr)
-        return 2
+        if not args.overwrite:
+            print(
+                f"error: --out {out}: already holds a run; choose another directory"
+                " or pass --overwrite",
+                file=sys.stderr,
+            )
+            return 2
+        remove_run(out)
     result = run_economy(config, out, progress=not args.quiet)
     print(f"{'operator':<16}{'stake':>22}{'delegators':>12}{'rewards':>22}{'fees':>18}")
     for op in sorted(result.rewards):
@@ -43,6 +50,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"state {result.state_hash[:16]}  ({result.elapsed_s:.1f} s) -> {out}"
     )
     return 0 if result.conservation_ok else 1
+
+
+def remove_run(directory: Path) -> None:
+    """Delete what a previous run wrote in ``directory`` (and nothing else)."""
+    shutil.rmtree(directory / "ledger", ignore_errors=True)
+    for name in ("rounds.csv", "summary.json"):
+        (directory / name).unlink(missing_ok=True)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -73,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="run directory to create")
     run.add_argument("--rounds", type=int, help="override workload.rounds")
     run.add_argument("--quiet", action="store_true", help="no progress line")
+    run.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     run.set_defaults(func=cmd_run)
     verify = sub.add_parser("verify", help="replay a run's log and check it")
     verify.add_argument("dir", help="run directory")

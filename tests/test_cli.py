@@ -92,3 +92,15 @@ def test_cli_reports_config_errors_and_refuses_to_overwrite(
     out = tmp_path / "run"
     assert main(["run", str(config), "--out", str(out), "--quiet"]) == 0
     assert main(["run", str(config), "--out", str(out), "--quiet"]) == 2
+
+
+def test_overwrite_replaces_an_earlier_run(tmp_path: Path) -> None:
+    config = write(tmp_path, NETWORK)
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out), "--quiet"]) == 0
+    first = json.loads((out / "summary.json").read_text())["state_hash"]
+    args = ["run", str(config), "--out", str(out), "--quiet", "--overwrite", "--rounds", "3"]
+    assert main(args) == 0
+    second = json.loads((out / "summary.json").read_text())
+    assert second["rounds"] == 3 and second["state_hash"] != first
+    assert main(["verify", str(out)]) == 0
