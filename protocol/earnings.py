@@ -326,42 +326,43 @@ def sweep_dust(state: State, pool: Pool) -> None:
 # --- pending values --------------------------------------------------------
 
 
-def get_pending_stake(state: State, address: Address) -> Amount:
-    """Return bond plus unclaimed rewards (an operator's includes its commission)."""
+def get_pending(state: State, address: Address) -> tuple[Amount, Amount]:
+    """Return (stake, fees): bond plus unclaimed rewards, and claimable fees.
+
+    An operator's include its commission account; an operator alone in its
+    pool is valued at the pool's residual (see :func:`compute_settlement`).
+    """
     d = state.delegators.get(address)
     if d is None:
-        return 0
-    stake = 0
+        return 0, 0
+    stake, fees = 0, d.fees
     pool = state.pools.get(d.delegate) if d.delegate is not None else None
-    if pool is not None and is_sole_position(pool, d, address):
-        stake = get_residual(pool)
-    elif pool is not None and d.bonded > 0:
-        stake = get_position(pool, d, state.round).value
+    if pool is not None and d.bonded > 0:
+        position = get_position(pool, d, state.round)
+        stake = get_residual(pool) if is_sole_position(pool, d, address) else position.value
+        fees += position.fees
     own = state.pools.get(address)
     if own is not None:
         stake += own.cumulative_rewards
+        fees += own.cumulative_fees
     if d.carry is not None:
         carry_pool = state.pools[d.carry.operator]
-        stake += compute_carry_earnings(carry_pool, d.carry, is_carry_final(state, d.carry))[0]
-    return stake
+        reward, carry_fees = compute_carry_earnings(
+            carry_pool, d.carry, is_carry_final(state, d.carry)
+        )
+        stake += reward
+        fees += carry_fees
+    return stake, fees
+
+
+def get_pending_stake(state: State, address: Address) -> Amount:
+    """Return bond plus unclaimed rewards (an operator's includes its commission)."""
+    return get_pending(state, address)[0]
 
 
 def get_pending_fees(state: State, address: Address) -> Amount:
     """Return fees claimable by ``address``."""
-    d = state.delegators.get(address)
-    if d is None:
-        return 0
-    fees = d.fees
-    pool = state.pools.get(d.delegate) if d.delegate is not None else None
-    if pool is not None and d.bonded > 0:
-        fees += get_position(pool, d, state.round).fees
-    own = state.pools.get(address)
-    if own is not None:
-        fees += own.cumulative_fees
-    if d.carry is not None:
-        carry_pool = state.pools[d.carry.operator]
-        fees += compute_carry_earnings(carry_pool, d.carry, is_carry_final(state, d.carry))[1]
-    return fees
+    return get_pending(state, address)[1]
 
 
 def get_active_stake(state: State, address: Address) -> tuple[Amount, Address | None]:

@@ -156,8 +156,9 @@ class Protocol:
         Negative would mean claims exceed what pools hold (a bug); a whole
         reward share here would be an orphaned share (SPEC 4). O(accounts).
         """
-        stake = sum(self.pending_stake(a) for a in self.state.delegators)
-        fees = sum(self.pending_fees(a) for a in self.state.delegators)
+        pending = [earnings.get_pending(self.state, a) for a in self.state.delegators]
+        stake = sum(s for s, _ in pending)
+        fees = sum(f for _, f in pending)
         t = self.state.totals
         return t.bonded + t.escrow - stake, t.fees - fees
 

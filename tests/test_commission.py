@@ -7,10 +7,7 @@ apply to ``set_commission``; registration accepts any value in [0, PPM]
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import pytest
+from refusals import assert_refused
 
 from protocol import PPM, TOKEN, Params, Protocol
 from protocol.errors import (
@@ -20,19 +17,8 @@ from protocol.errors import (
     CommissionUnchanged,
     InvalidFraction,
     NotOwner,
-    ProtocolError,
     UnknownOperator,
 )
-
-
-def assert_refused(
-    p: Protocol, exc: type[ProtocolError], fn: Callable[..., Any], *args: Any, **kwargs: Any
-) -> None:
-    """Assert that the call raises ``exc`` and leaves the state exactly as it was."""
-    before = p.state_hash()
-    with pytest.raises(exc):
-        fn(*args, **kwargs)
-    assert p.state_hash() == before
 
 
 def network(params: Params | None = None, reward_cut: int = 100_000) -> Protocol:

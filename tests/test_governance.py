@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from refusals import assert_refused
 
 from protocol import TOKEN, Params, Protocol
 from protocol.errors import (
@@ -14,20 +14,9 @@ from protocol.errors import (
     InvalidChoice,
     InvalidParams,
     NoVotingPower,
-    ProtocolError,
     UnknownProposal,
     VotingClosed,
 )
-
-
-def assert_refused(
-    p: Protocol, exc: type[ProtocolError], fn: Callable[..., Any], *args: Any
-) -> None:
-    """Assert that ``fn(*args)`` raises ``exc`` and leaves the state exactly as it was."""
-    before = p.state_hash()
-    with pytest.raises(exc):
-        fn(*args)
-    assert p.state_hash() == before
 
 
 def network(

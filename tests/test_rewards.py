@@ -9,26 +9,15 @@ account.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
+from refusals import assert_refused
 
 from protocol import PPB, PPM, PRECISE, TOKEN, Params, Protocol
-from protocol.errors import AlreadyCheckpointed, OperatorNotActive, ProtocolError
+from protocol.errors import AlreadyCheckpointed, OperatorNotActive
 
 # --- helpers ---------------------------------------------------------------
-
-
-def assert_refused(
-    p: Protocol, exc: type[ProtocolError], fn: Callable[..., Any], *args: Any
-) -> None:
-    """Assert that ``fn(*args)`` raises ``exc`` and leaves the state exactly as it was."""
-    before = p.state_hash()
-    with pytest.raises(exc):
-        fn(*args)
-    assert p.state_hash() == before
 
 
 def floor_share(r: int, num: int, den: int) -> int:

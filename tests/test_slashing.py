@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from refusals import assert_refused
 
 from protocol import PPM, TOKEN, Params, Protocol
-from protocol.errors import InvalidFraction, ProtocolError, UnknownOperator
+from protocol.errors import InvalidFraction, UnknownOperator
 
 MEMBERS = ("op", "d", "e")
-
-
-def assert_refused(
-    p: Protocol, exc: type[ProtocolError], fn: Callable[..., Any], *args: Any
-) -> None:
-    """Assert that ``fn(*args)`` raises ``exc`` and leaves the state exactly as it was."""
-    before = p.state_hash()
-    with pytest.raises(exc):
-        fn(*args)
-    assert p.state_hash() == before
 
 
 def network(params: Params) -> Protocol:
