@@ -33,9 +33,14 @@ def perc_of(a: int, n: int, d: int, scale: int) -> int:
     return a * perc_points(n, d, scale) // scale
 
 
+def points_of(a: int, points: int, scale: int) -> int:
+    """Return ``a * points / scale`` rounded down (Livepeer's two-argument ``percOf``)."""
+    return a * points // scale
+
+
 def ppm_of(a: Amount, ppm: Ppm) -> Amount:
     """Return ``a * ppm / PPM`` rounded down (``MathUtils.percOf(a, p)``)."""
-    return a * ppm // PPM
+    return points_of(a, ppm, PPM)
 
 
 def precise_of(a: int, n: int, d: int) -> int:
