@@ -1,0 +1,1 @@
+"""One module per task kind, each with make_inputs, execute, verify and corrupt."""
