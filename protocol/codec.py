@@ -87,6 +87,9 @@ def to_plain(obj: Any) -> Any:
         return to_plain(obj.value)
     if isinstance(obj, int):
         return int(obj)
+    if isinstance(obj, float):
+        # Reputation and load are floats (never money): IEEE doubles encode the same everywhere.
+        return float(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return [to_plain(getattr(obj, name)) for name in _field_names(type(obj))]
     if isinstance(obj, dict):
@@ -182,6 +185,10 @@ def from_plain(tp: Any, plain: Any) -> Any:
             return plain
         if tp is int:
             if not isinstance(plain, int) or isinstance(plain, bool):
+                raise _mismatch(tp, plain)
+            return plain
+        if tp is float:
+            if not isinstance(plain, float):
                 raise _mismatch(tp, plain)
             return plain
         if tp is str or tp is bytes:

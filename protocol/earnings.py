@@ -170,8 +170,19 @@ def position_of(d: Delegator | None) -> tuple[Address, int] | None:
 def is_sole_position(pool: Pool, d: Delegator, address: Address) -> bool:
     """Return whether ``address`` is an operator holding the only position in its own pool."""
     return (
-        pool.address == address and pool.positions == 1 and d.bonded > 0 and d.epoch == pool.epoch
+        pool.address == address
+        and pool.positions == 1
+        and d.bonded > 0
+        and d.epoch >= pool.live_epoch
     )
+
+
+def is_operator_alone(state: State, pool: Pool) -> bool:
+    """Return whether the pool's only position is its operator's own."""
+    if pool.positions != 1:
+        return False
+    d = state.delegators.get(pool.address)
+    return d is not None and d.delegate == pool.address and is_sole_position(pool, d, pool.address)
 
 
 def get_residual(pool: Pool) -> Amount:
@@ -435,7 +446,7 @@ def credit_fees(state: State, earned: Mapping[Address, Amount]) -> None:
     """Credit fees to operator pools (SPEC 4): ``fee_share`` to delegators through CFF.
 
     The operator keeps the rest plus its unclaimed commission's share. A pool
-    with no active stake or no position to share with leaves it all to the
+    with no active stake or no delegator to share with leaves it all to the
     operator. A hot path (one entry per operator per settlement batch), so
     ``ppm_of`` and ``precise_of`` are written out.
     """
@@ -447,7 +458,7 @@ def credit_fees(state: State, earned: Mapping[Address, Amount]) -> None:
         if pool.acr_round < n:
             touch_commission(pool, n)
         stake = active.get(operator, 0)
-        if stake == 0 or pool.positions == 0:
+        if stake == 0 or pool.positions == 0 or is_operator_alone(state, pool):
             pool.cumulative_fees += amount
             continue
         entry = pool.factors.get(n) or ensure_factor_entry(pool, n)

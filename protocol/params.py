@@ -34,6 +34,18 @@ class Params(BaseModel):
     # Slashing (SPEC 7).
     finder_fee: PpmField = 50_000
     slash_delegators: bool = False
+    # The market (SPEC 6-9).
+    collateral_ratio: PpmField = 200_000
+    auction_step: PpmField = 10_000
+    reserve_ratio: PpmField = 100_000
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    slash_fraction: PpmField = 100_000
+    redistribution: PpmField = 500_000
+    audit_rate: PpmField = 10_000
+    coprocessor_issuance_share: PpmField = 0
+    min_reputation: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    w_stake: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    w_random: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     # Governance (SPEC 10).
     voting_period: Annotated[int, Field(ge=1)] = 10
     quorum: PpmField = 333_300
@@ -43,6 +55,8 @@ class Params(BaseModel):
     def _check_takes(self) -> Self:
         if self.min_take > self.max_take:
             raise ValueError("min_take must not exceed max_take")
+        if abs(self.w_stake + self.w_random - 1.0) > 1e-9:
+            raise ValueError("w_stake + w_random must be 1")
         return self
 
     @classmethod

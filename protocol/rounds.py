@@ -32,7 +32,16 @@ def initialize_round(state: State, params: Params) -> Params:
 def get_accounted_supply(state: State) -> Amount:
     """Return the sum of every bucket tokens can sit in (SPEC 11)."""
     t = state.totals
-    return t.liquid + t.bonded + t.locked + t.fees + t.escrow + t.treasury
+    return (
+        t.liquid
+        + t.bonded
+        + t.locked
+        + t.fees
+        + t.escrow
+        + t.treasury
+        + t.collateral
+        + t.task_escrow
+    )
 
 
 def check_conservation(state: State) -> None:
@@ -49,6 +58,11 @@ def compute_bucket_totals(state: State) -> dict[str, Amount]:
         "bonded": sum(p.delegated for p in state.pools.values()),
         "locked": sum(lock.amount for d in state.delegators.values() for lock in d.locks.values()),
         "escrow": sum(c.amount for p in state.pools.values() for c in p.carries.values()),
+        "collateral": sum(
+            c.free + c.locked + sum(lock.amount for lock in c.locks.values())
+            for c in state.coprocessors.values()
+        ),
+        "task_escrow": sum(t.fee for t in state.tasks.values()),
     }
 
 
@@ -60,7 +74,16 @@ def check_invariants(state: State) -> None:
     for name, value in recomputed.items():
         if getattr(t, name) != value:
             raise InvariantViolation(f"totals.{name}: tracked {getattr(t, name)} != {value}")
-    for name in ("liquid", "bonded", "locked", "fees", "escrow", "treasury"):
+    for name in (
+        "liquid",
+        "bonded",
+        "locked",
+        "fees",
+        "escrow",
+        "treasury",
+        "collateral",
+        "task_escrow",
+    ):
         if getattr(t, name) < 0:
             raise InvariantViolation(f"totals.{name}: negative")
     positions: dict[Address, int] = {}

@@ -101,6 +101,9 @@ class Pool:
     epoch: int = 0
     epoch_ends: dict[int, Round] = field(default_factory=dict)
     live_epoch: int = 0
+    reputation_f: float = 0.0
+    observed: int = 0
+    succeeded: int = 0
     pending_slash_ppm: Ppm = 0
     pending_slash_finder: Address | None = None
     slash_round: Round = -1
@@ -140,6 +143,40 @@ class Proposal:
 
 
 @dataclass(slots=True)
+class Coprocessor:
+    """A registered coprocessor: capacity, collateral and reputation (SPEC 6-9)."""
+
+    address: Address
+    capacity: int
+    free: Amount = 0
+    locked: Amount = 0
+    locks: dict[int, Lock] = field(default_factory=dict)
+    next_lock_id: int = 0
+    load: int = 0
+    reputation_f: float = 0.0
+    observed: int = 0
+    succeeded: int = 0
+    wins: int = 0
+    slashes: int = 0
+
+
+@dataclass(slots=True)
+class Task:
+    """A task whose fee is in escrow, from escrow until settlement, refund or failure."""
+
+    id: int
+    client: Address
+    fee: Amount
+    created_round: Round
+    operator: Address | None = None
+    coprocessor: Address | None = None
+    price: Amount = 0
+    collateral: Amount = 0
+    attempts: int = 0
+    excluded: list[Address] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Minter:
     """Issuance state (SPEC 3)."""
 
@@ -161,6 +198,8 @@ class Totals:
     fees: Amount = 0
     escrow: Amount = 0
     treasury: Amount = 0
+    collateral: Amount = 0
+    task_escrow: Amount = 0
 
 
 @dataclass(slots=True)
@@ -179,6 +218,9 @@ class State:
     slashed_pools: list[Address] = field(default_factory=list)
     proposals: dict[int, Proposal] = field(default_factory=dict)
     next_proposal_id: int = 0
+    coprocessors: dict[Address, Coprocessor] = field(default_factory=dict)
+    tasks: dict[int, Task] = field(default_factory=dict)
+    finished: dict[int, str] = field(default_factory=dict)
     totals: Totals = field(default_factory=Totals)
 
 

@@ -248,6 +248,7 @@ class Runner:
     p: Protocol
     trace: list[str] = field(default_factory=list)
     events: int = 0  # accepted pay_fees / reward / slash_operator (for dust_bound)
+    fee_ratio: int = 1  # the largest fee payment per unit of its pool's active stake, rounded up
     accepted: int = 0
     refused: int = 0
     max_dust: int = 0
@@ -346,6 +347,11 @@ class Runner:
         method, kwargs = self.resolve(action)
         call = f"p.{method}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
         before = p.state_hash()
+        if method == "pay_fees":
+            stake = p.active_set.get(kwargs["operator"], 0)
+            ratio = (
+                -(-kwargs["amount"] // stake) if stake and isinstance(kwargs["amount"], int) else 1
+            )
         try:
             getattr(p, method)(**kwargs)
         except ProtocolError as exc:
@@ -356,6 +362,8 @@ class Runner:
             self.accepted += 1
             if method in ("pay_fees", "reward", "slash_operator"):
                 self.events += 1
+            if method == "pay_fees":
+                self.fee_ratio = max(self.fee_ratio, ratio)
             self.trace.append(call)
         self.check()
 
@@ -366,7 +374,11 @@ class Runner:
         bound = dust_bound(p, self.events)
         self.max_dust = max(self.max_dust, stake_dust, fee_dust)
         assert 0 <= stake_dust <= bound, f"stake dust {stake_dust} outside [0, {bound}]"
-        assert 0 <= fee_dust <= bound, f"fee dust {fee_dust} outside [0, {bound}]"
+        # A position's value is floored to a base unit; every lost unit (or unit of pool
+        # dust, which is stake nobody claims) misses its share of fees paid per unit of
+        # stake, so fee dust scales with the largest fee per unit of active stake.
+        fee_bound = bound * self.fee_ratio
+        assert 0 <= fee_dust <= fee_bound, f"fee dust {fee_dust} outside [0, {fee_bound}]"
 
 
 def replay(genesis: txs.Genesis, recorded: list[txs.Tx]) -> Protocol:
