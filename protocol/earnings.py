@@ -400,7 +400,8 @@ def get_delegator(state: State, address: Address) -> Delegator | None:
 def compute_reward(state: State, operator: Address) -> Amount:
     """Return the operator's stake-weighted share of this round's mintable (SPEC 3)."""
     stake = state.active[operator]
-    return ppb_of(state.minter.mintable, stake, state.total_active_stake)
+    mintable = state.minter.mintable - state.minter.uptime  # coprocessors' share goes first
+    return ppb_of(mintable, stake, state.total_active_stake)
 
 
 def process_reward(state: State, params: Params, operator: Address) -> Amount:

@@ -117,3 +117,23 @@ class DuplicateTransaction(ProtocolError):
 
 class BadSignature(ProtocolError):
     """A signed transaction failed verification."""
+
+
+class InsufficientCollateral(ProtocolError):
+    """Free collateral is below the amount or a task's requirement."""
+
+
+class UnknownCoprocessor(ProtocolError):
+    """The address is not a registered coprocessor."""
+
+
+class UnknownTask(ProtocolError):
+    """No open task with that id."""
+
+
+class TaskStateError(ProtocolError):
+    """The task is not in the state the transaction needs (escrowed or assigned)."""
+
+
+class CoprocessorUnavailable(ProtocolError):
+    """The coprocessor is full, below the reputation floor, or excluded from the task."""

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import InvalidParams
+from .loadcurve import LoadCurve
+from .reputation import GasParams
 from .units import PPB, PPM
 
 PpmField = Annotated[int, Field(ge=0, le=PPM)]
@@ -46,6 +48,8 @@ class Params(BaseModel):
     min_reputation: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     w_stake: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     w_random: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    gas: GasParams = GasParams()
+    load_curve: LoadCurve = LoadCurve()
     # Governance (SPEC 10).
     voting_period: Annotated[int, Field(ge=1)] = 10
     quorum: PpmField = 333_300

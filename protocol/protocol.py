@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import codec, earnings, governance, staking
+from . import codec, earnings, governance, market, staking
 from . import transactions as tx
 from .commission import get_commission, request_commission_change
 from .errors import (
@@ -22,6 +22,7 @@ from .errors import (
 )
 from .issuance import get_total_supply
 from .params import Params
+from .reputation import compute_reputation
 from .rounds import check_invariants
 from .rounds import initialize_round as _initialize_round
 from .slashing import slash_operator as _slash_operator
@@ -197,7 +198,7 @@ class Protocol:
         self, operator: Address, reward_cut: Ppm = 0, fee_share: Ppm = 1_000_000
     ) -> None:
         """Register an operator with its commission (PPM)."""
-        staking.register_operator(self.state, operator, reward_cut, fee_share)
+        staking.register_operator(self.state, self.params, operator, reward_cut, fee_share)
         self._record(
             tx.RegisterOperator(operator=operator, reward_cut=reward_cut, fee_share=fee_share)
         )
@@ -321,6 +322,94 @@ class Protocol:
     def vote(self, voter: Address, proposal_id: int, choice: str) -> None:
         governance.vote(self.state, voter, proposal_id, choice)
         self._record(tx.CastVote(voter=voter, proposal_id=proposal_id, choice=choice))
+
+    # --- the market (SPEC 6-9) ---------------------------------------------
+
+    def register_coprocessor(self, coprocessor: Address, collateral: Amount, capacity: int) -> None:
+        """Register a coprocessor with collateral and a capacity of concurrent tasks."""
+        market.register_coprocessor(self.state, self.params, coprocessor, collateral, capacity)
+        self._record(
+            tx.RegisterCoprocessor(
+                coprocessor=coprocessor, collateral=collateral, capacity=capacity
+            )
+        )
+
+    def top_up_collateral(self, coprocessor: Address, amount: Amount) -> None:
+        market.top_up_collateral(self.state, coprocessor, amount)
+        self._record(tx.TopUpCollateral(coprocessor=coprocessor, amount=amount))
+
+    def unbond_collateral(self, coprocessor: Address, amount: Amount) -> int:
+        """Start withdrawing free collateral; return the lock id."""
+        lock_id = market.unbond_collateral(self.state, self.params, coprocessor, amount)
+        self._record(tx.UnbondCollateral(coprocessor=coprocessor, amount=amount))
+        return lock_id
+
+    def withdraw_collateral(self, coprocessor: Address, lock_id: int) -> Amount:
+        amount = market.withdraw_collateral(self.state, coprocessor, lock_id)
+        self._record(tx.WithdrawCollateral(coprocessor=coprocessor, lock_id=lock_id))
+        return amount
+
+    def escrow_tasks(self, client: Address, tasks: Sequence[tuple[int, Amount]]) -> Amount:
+        """Escrow the fees of new ``(task_id, fee)`` tasks, all or nothing; return the total."""
+        rows = [tuple(row) for row in tasks]
+        total = market.escrow_tasks(self.state, client, rows)  # type: ignore[arg-type]
+        if self.sink is not None:
+            self.sink(tx.EscrowTasks.model_construct(client=client, tasks=rows))
+        return total
+
+    def assign_task(
+        self,
+        task_id: int,
+        operator: Address,
+        coprocessor: Address | None = None,
+        price: Amount | None = None,
+    ) -> None:
+        """Record the operator (and the auction's winner and clock price) running a task."""
+        market.assign_task(self.state, self.params, task_id, operator, coprocessor, price)
+        self._record(
+            tx.AssignTask(task_id=task_id, operator=operator, coprocessor=coprocessor, price=price)
+        )
+
+    def settle_tasks(self, task_ids: Sequence[int]) -> int:
+        """Settle verified tasks exactly once (finished ids are skipped); return how many."""
+        ids = list(task_ids)
+        settled = market.settle_tasks(self.state, ids)
+        if self.sink is not None:
+            self.sink(tx.SettleTasks.model_construct(task_ids=ids))
+        return settled
+
+    def refund_task(self, task_id: int) -> None:
+        """Refund an unassigned task's fee to its client (expiry)."""
+        market.refund_task(self.state, task_id)
+        self._record(tx.RefundTask(task_id=task_id))
+
+    def fail_coprocessor(self, task_id: int) -> Amount:
+        """Slash the coprocessor that failed a task; re-offer or refund it. Return the slash."""
+        slash = market.fail_coprocessor(self.state, self.params, task_id)
+        self._record(tx.FailCoprocessor(task_id=task_id))
+        return slash
+
+    def fail_operator(self, task_id: int, finder: Address | None = None) -> Amount:
+        """Slash an operator that missed a task's deadline and refund the client."""
+        taken = market.fail_operator(self.state, self.params, task_id, finder)
+        self._record(tx.FailOperator(task_id=task_id, finder=finder))
+        return taken
+
+    def audit_fault(self, task_id: int, operator: Address, finder: Address | None = None) -> Amount:
+        """Slash an operator whose settled result an audit found wrong."""
+        taken = market.audit_fault(self.state, self.params, task_id, operator, finder)
+        self._record(tx.AuditFault(task_id=task_id, operator=operator, finder=finder))
+        return taken
+
+    def reputation(self, address: Address) -> float:
+        """Return the GAS reputation of a coprocessor or operator (SPEC 8)."""
+        c = self.state.coprocessors.get(address)
+        if c is not None:
+            return compute_reputation(c.reputation_f)
+        pool = self.state.pools.get(address)
+        if pool is not None and pool.registered:
+            return compute_reputation(pool.reputation_f)
+        raise UnknownOperator(f"address {address!r}: neither a coprocessor nor an operator")
 
     def proposal_status(self, proposal_id: int) -> str:
         return self.state.proposals[proposal_id].status

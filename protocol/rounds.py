@@ -5,6 +5,7 @@ from __future__ import annotations
 from .commission import apply_commission_changes
 from .governance import execute_proposals
 from .issuance import get_total_supply, update_minter
+from .market import pay_uptime_incentive, update_reputations
 from .params import Params
 from .slashing import apply_pool_slashes
 from .staking import select_active_set
@@ -22,9 +23,11 @@ def initialize_round(state: State, params: Params) -> Params:
     state.round += 1
     select_active_set(state, params)  # 1. active set and frozen stakes
     update_minter(state, params)  # 2. issuance
+    pay_uptime_incentive(state, params)  # 2b. coprocessors' share of it (SPEC 9)
     apply_commission_changes(state)  # 3. commission changes of the previous round
     # 4. locks with withdraw_round <= round are withdrawable: a predicate, no work.
     params = execute_proposals(state, params)  # 5. governance
+    update_reputations(state, params)  # 6. GAS step with the last round's outcomes
     check_conservation(state)
     return params
 

@@ -160,7 +160,9 @@ def bond(state: State, delegator: Address, operator: Address, amount: Amount) ->
     state.totals.bonded += amount
 
 
-def register_operator(state: State, operator: Address, reward_cut: Ppm, fee_share: Ppm) -> None:
+def register_operator(
+    state: State, params: Params, operator: Address, reward_cut: Ppm, fee_share: Ppm
+) -> None:
     """Register ``operator`` with a commission in [0, PPM] (Livepeer ``transcoder``)."""
     check_ppm(reward_cut, "reward_cut")
     check_ppm(fee_share, "fee_share")
@@ -178,6 +180,10 @@ def register_operator(state: State, operator: Address, reward_cut: Ppm, fee_shar
         d.delegate = operator
         d.last_claim_round = state.round
         d.epoch = pool.epoch
+    if not pool.ever_registered:
+        # A re-registering operator keeps its reputation; a new one starts at the GAS prior.
+        pool.reputation_f = params.gas.initial_f
+        pool.ever_registered = True
     pool.registered = True
     pool.registered_seq = state.next_registration_seq
     state.next_registration_seq += 1

@@ -82,6 +82,7 @@ class Pool:
 
     address: Address
     registered: bool = False
+    ever_registered: bool = False
     registered_seq: int = 0
     reward_cut: Ppm = 0
     fee_share: Ppm = 0
@@ -173,6 +174,7 @@ class Task:
     price: Amount = 0
     collateral: Amount = 0
     attempts: int = 0
+    assigned: bool = False
     excluded: list[Address] = field(default_factory=list)
 
 
@@ -183,6 +185,7 @@ class Minter:
     inflation: int = 0
     mintable: Amount = 0
     minted_in_round: Amount = 0
+    uptime: Amount = 0
 
 
 @dataclass(slots=True)

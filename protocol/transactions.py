@@ -165,6 +165,90 @@ class CastVote(Tx):
     choice: str
 
 
+class RegisterCoprocessor(Tx):
+    kind: Literal["register_coprocessor"] = "register_coprocessor"
+    method: ClassVar[str] = "register_coprocessor"
+    coprocessor: str
+    collateral: int
+    capacity: int
+
+
+class TopUpCollateral(Tx):
+    kind: Literal["top_up_collateral"] = "top_up_collateral"
+    method: ClassVar[str] = "top_up_collateral"
+    coprocessor: str
+    amount: int
+
+
+class UnbondCollateral(Tx):
+    kind: Literal["unbond_collateral"] = "unbond_collateral"
+    method: ClassVar[str] = "unbond_collateral"
+    coprocessor: str
+    amount: int
+
+
+class WithdrawCollateral(Tx):
+    kind: Literal["withdraw_collateral"] = "withdraw_collateral"
+    method: ClassVar[str] = "withdraw_collateral"
+    coprocessor: str
+    lock_id: int
+
+
+class EscrowTasks(Tx):
+    kind: Literal["escrow_tasks"] = "escrow_tasks"
+    method: ClassVar[str] = "escrow_tasks"
+    client: str
+    tasks: list[tuple[int, int]]
+
+    def to_plain(self) -> dict[str, Any]:
+        return {"kind": self.kind, "client": self.client, "tasks": self.tasks}
+
+
+class AssignTask(Tx):
+    kind: Literal["assign_task"] = "assign_task"
+    method: ClassVar[str] = "assign_task"
+    task_id: int
+    operator: str
+    coprocessor: str | None = None
+    price: int | None = None
+
+
+class SettleTasks(Tx):
+    kind: Literal["settle_tasks"] = "settle_tasks"
+    method: ClassVar[str] = "settle_tasks"
+    task_ids: list[int]
+
+    def to_plain(self) -> dict[str, Any]:
+        return {"kind": self.kind, "task_ids": self.task_ids}
+
+
+class RefundTask(Tx):
+    kind: Literal["refund_task"] = "refund_task"
+    method: ClassVar[str] = "refund_task"
+    task_id: int
+
+
+class FailCoprocessor(Tx):
+    kind: Literal["fail_coprocessor"] = "fail_coprocessor"
+    method: ClassVar[str] = "fail_coprocessor"
+    task_id: int
+
+
+class FailOperator(Tx):
+    kind: Literal["fail_operator"] = "fail_operator"
+    method: ClassVar[str] = "fail_operator"
+    task_id: int
+    finder: str | None = None
+
+
+class AuditFault(Tx):
+    kind: Literal["audit_fault"] = "audit_fault"
+    method: ClassVar[str] = "audit_fault"
+    task_id: int
+    operator: str
+    finder: str | None = None
+
+
 AnyTx = Annotated[
     Genesis
     | InitializeRound
@@ -182,7 +266,18 @@ AnyTx = Annotated[
     | PayFeesBatch
     | SlashOperator
     | Propose
-    | CastVote,
+    | CastVote
+    | RegisterCoprocessor
+    | TopUpCollateral
+    | UnbondCollateral
+    | WithdrawCollateral
+    | EscrowTasks
+    | AssignTask
+    | SettleTasks
+    | RefundTask
+    | FailCoprocessor
+    | FailOperator
+    | AuditFault,
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyTx)

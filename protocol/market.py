@@ -1,0 +1,405 @@
+"""The market's money: coprocessor collateral, task escrow, settlement, faults (SPEC 6-9).
+
+Every task's fee sits in escrow from submission until it is settled exactly
+once (the operator's pool gets the clock price as fees, the coprocessor
+``fee - price``), refunded (expired, or out of attempts), or failed by the
+operator. A coprocessor locks ``collateral_ratio`` of the fee while it holds
+a task; a fault slashes part of it, amplified above the load curve's
+threshold, ``redistribution`` of the slash to the operator and the rest
+burned. Outcomes feed GAS reputation, updated once per round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from .earnings import credit_fees
+from .errors import (
+    AlreadyRegistered,
+    CoprocessorUnavailable,
+    DuplicateTransaction,
+    InsufficientBalance,
+    InsufficientCollateral,
+    InvalidAmount,
+    LockNotWithdrawable,
+    OperatorNotActive,
+    TaskStateError,
+    UnknownCoprocessor,
+    UnknownLock,
+    UnknownOperator,
+    UnknownTask,
+)
+from .loadcurve import compute_uptime_shares
+from .params import Params
+from .reputation import compute_gas_update, compute_reputation
+from .slashing import slash_operator
+from .staking import check_account, check_amount, is_registered
+from .state import Coprocessor, Lock, State, Task
+from .units import PPM, Address, Amount, ppm_of
+
+# --- pure helpers --------------------------------------------------------------
+
+
+def compute_required_collateral(fee: Amount, params: Params) -> Amount:
+    """Return the collateral a coprocessor locks while it holds a task of ``fee``."""
+    return ppm_of(fee, params.collateral_ratio)
+
+
+def compute_utilisation(c: Coprocessor) -> float:
+    """Return the coprocessor's load as a fraction of its capacity."""
+    return c.load / c.capacity
+
+
+def compute_coprocessor_slash(c: Coprocessor, locked: Amount, params: Params) -> Amount:
+    """Return ``s * locked * amplification(load)``, at most the locked collateral (SPEC 7).
+
+    The float amplification becomes an integer PPM factor first, so the
+    money arithmetic stays exact and the same on every machine.
+    """
+    amplification = params.load_curve.compute_slash_amplification(compute_utilisation(c))
+    factor = int(amplification * PPM)
+    return min(locked, ppm_of(ppm_of(locked, params.slash_fraction), factor))
+
+
+def is_coprocessor_eligible(c: Coprocessor, params: Params, required: Amount) -> bool:
+    """Return whether ``c`` may take a task that locks ``required`` (SPEC 6)."""
+    return (
+        c.load < c.capacity
+        and c.free >= required
+        and compute_reputation(c.reputation_f) >= params.min_reputation
+    )
+
+
+def is_audit_sample(seed: int, task_id: int, audit_rate: int) -> bool:
+    """Return whether a settled task is audited: a keyed hash, so every replica agrees."""
+    digest = hashlib.blake2b(f"{seed}:{task_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % PPM < audit_rate
+
+
+def get_coprocessor_or_raise(state: State, address: Address) -> Coprocessor:
+    c = state.coprocessors.get(address)
+    if c is None:
+        raise UnknownCoprocessor(f"coprocessor {address!r}: not registered")
+    return c
+
+
+def get_task_or_raise(state: State, task_id: int) -> Task:
+    task = state.tasks.get(task_id) if isinstance(task_id, int) else None
+    if task is None:
+        done = state.finished.get(task_id) if isinstance(task_id, int) else None
+        if done is not None:
+            raise DuplicateTransaction(f"task_id {task_id}: already {done}")
+        raise UnknownTask(f"task_id {task_id!r}: no open task")
+    return task
+
+
+# --- collateral ---------------------------------------------------------------
+
+
+def register_coprocessor(
+    state: State, params: Params, address: Address, collateral: Amount, capacity: int
+) -> None:
+    """Register a coprocessor with its collateral and capacity (concurrent tasks)."""
+    check_amount(collateral, "collateral")
+    if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+        raise InvalidAmount(f"capacity: must be an integer >= 1, got {capacity!r}")
+    check_account(state, address)
+    if address in state.coprocessors:
+        raise AlreadyRegistered(f"coprocessor {address!r}: already registered")
+    if state.balances.get(address, 0) < collateral:
+        raise InsufficientBalance(f"collateral: {collateral} exceeds the liquid balance")
+    state.balances[address] -= collateral
+    state.coprocessors[address] = Coprocessor(
+        address=address, capacity=capacity, free=collateral, reputation_f=params.gas.initial_f
+    )
+    state.totals.liquid -= collateral
+    state.totals.collateral += collateral
+
+
+def top_up_collateral(state: State, address: Address, amount: Amount) -> None:
+    """Move liquid balance into free collateral."""
+    check_amount(amount)
+    c = get_coprocessor_or_raise(state, address)
+    if state.balances.get(address, 0) < amount:
+        raise InsufficientBalance(f"amount: {amount} exceeds the liquid balance")
+    state.balances[address] -= amount
+    c.free += amount
+    state.totals.liquid -= amount
+    state.totals.collateral += amount
+
+
+def unbond_collateral(state: State, params: Params, address: Address, amount: Amount) -> int:
+    """Start withdrawing free collateral; it is paid after the unbonding period."""
+    check_amount(amount)
+    c = get_coprocessor_or_raise(state, address)
+    if amount > c.free:
+        raise InsufficientCollateral(f"amount: {amount} exceeds free collateral {c.free}")
+    c.free -= amount
+    lock_id = c.next_lock_id
+    c.next_lock_id += 1
+    c.locks[lock_id] = Lock(amount=amount, withdraw_round=state.round + params.unbonding_period)
+    return lock_id
+
+
+def withdraw_collateral(state: State, address: Address, lock_id: int) -> Amount:
+    """Pay out unbonded collateral whose withdraw round has come."""
+    c = get_coprocessor_or_raise(state, address)
+    lock = c.locks.get(lock_id) if isinstance(lock_id, int) else None
+    if lock is None:
+        raise UnknownLock(f"lock_id {lock_id!r}: no such collateral lock for {address!r}")
+    if lock.withdraw_round > state.round:
+        raise LockNotWithdrawable(
+            f"lock_id {lock_id}: withdrawable from round {lock.withdraw_round}, now {state.round}"
+        )
+    del c.locks[lock_id]
+    state.balances[address] = state.balances.get(address, 0) + lock.amount
+    state.totals.collateral -= lock.amount
+    state.totals.liquid += lock.amount
+    return lock.amount
+
+
+# --- tasks --------------------------------------------------------------------
+
+
+def escrow_tasks(state: State, client: Address, tasks: Sequence[tuple[int, Amount]]) -> Amount:
+    """Put the fees of new tasks in escrow, all or nothing; return the total."""
+    check_account(state, client)
+    seen: set[int] = set()
+    total = 0
+    for i, row in enumerate(tasks):
+        if not isinstance(row, tuple | list) or len(row) != 2:
+            raise InvalidAmount(f"tasks[{i}]: must be (task_id, fee)")
+        task_id, fee = row
+        if not isinstance(task_id, int) or isinstance(task_id, bool) or task_id < 0:
+            raise InvalidAmount(f"tasks[{i}].task_id: must be an integer >= 0, got {task_id!r}")
+        check_amount(fee, f"tasks[{i}].fee")
+        if task_id in seen or task_id in state.tasks or task_id in state.finished:
+            raise DuplicateTransaction(f"tasks[{i}].task_id {task_id}: already submitted")
+        seen.add(task_id)
+        total += fee
+    if state.balances.get(client, 0) < total:
+        raise InsufficientBalance(f"tasks: fees {total} exceed the liquid balance of {client!r}")
+    state.balances[client] -= total
+    for task_id, fee in tasks:
+        state.tasks[task_id] = Task(id=task_id, client=client, fee=fee, created_round=state.round)
+    state.totals.liquid -= total
+    state.totals.task_escrow += total
+    return total
+
+
+def assign_task(
+    state: State,
+    params: Params,
+    task_id: int,
+    operator: Address,
+    coprocessor: Address | None = None,
+    price: Amount | None = None,
+) -> None:
+    """Record who runs an escrowed task: its operator, or the auction's winner at ``price``."""
+    task = get_task_or_raise(state, task_id)
+    if task.assigned:
+        raise TaskStateError(f"task_id {task_id}: already assigned")
+    if not is_registered(state, operator):
+        raise UnknownOperator(f"operator {operator!r}: not a registered operator")
+    if operator not in state.active:
+        raise OperatorNotActive(f"operator {operator!r}: not active in round {state.round}")
+    if task.operator is not None and task.operator != operator:
+        raise TaskStateError(f"task_id {task_id}: belongs to operator {task.operator!r}")
+    required = 0
+    if coprocessor is not None:
+        c = get_coprocessor_or_raise(state, coprocessor)
+        if not isinstance(price, int) or isinstance(price, bool) or not 0 <= price <= task.fee:
+            raise InvalidAmount(f"price: must be an integer in [0, {task.fee}], got {price!r}")
+        required = compute_required_collateral(task.fee, params)
+        if coprocessor in task.excluded or not is_coprocessor_eligible(c, params, required):
+            if c.free < required:
+                raise InsufficientCollateral(
+                    f"coprocessor {coprocessor!r}: free collateral {c.free} < {required}"
+                )
+            raise CoprocessorUnavailable(f"coprocessor {coprocessor!r}: cannot take task {task_id}")
+        c.free -= required
+        c.locked += required
+        c.load += 1
+        c.wins += 1
+    task.operator = operator
+    task.coprocessor = coprocessor
+    task.price = task.fee if coprocessor is None else price  # type: ignore[assignment]
+    task.collateral = required
+    task.assigned = True
+
+
+def settle_tasks(state: State, task_ids: Sequence[int]) -> int:
+    """Settle verified tasks exactly once; ids already finished are skipped. Return how many.
+
+    The operator's pool gets the clock price as fees (the whole fee when it
+    ran the task itself), the coprocessor ``fee - price``, and its collateral
+    is released.
+    """
+    batch: list[Task] = []
+    seen: set[int] = set()
+    for task_id in task_ids:
+        if isinstance(task_id, int) and task_id in state.finished:
+            continue
+        task = get_task_or_raise(state, task_id)
+        if not task.assigned:
+            raise TaskStateError(f"task_id {task_id}: not assigned")
+        if task_id in seen:
+            continue
+        seen.add(task_id)
+        batch.append(task)
+    earned: dict[Address, Amount] = {}
+    totals = state.totals
+    for task in batch:
+        operator = task.operator
+        assert operator is not None
+        earned[operator] = earned.get(operator, 0) + task.price
+        if task.coprocessor is not None:
+            c = state.coprocessors[task.coprocessor]
+            c.locked -= task.collateral
+            c.free += task.collateral
+            c.load -= 1
+            c.observed += 1
+            c.succeeded += 1
+            pay = task.fee - task.price
+            state.balances[c.address] = state.balances.get(c.address, 0) + pay
+            totals.liquid += pay
+        pool = state.pools[operator]
+        pool.observed += 1
+        pool.succeeded += 1
+        totals.task_escrow -= task.fee
+        totals.fees += task.price
+        state.finished[task.id] = "settled"
+        del state.tasks[task.id]
+    credit_fees(state, earned)
+    return len(batch)
+
+
+def refund_task(state: State, task_id: int, outcome: str = "refunded") -> None:
+    """Return an unassigned task's fee to its client (expiry, or out of attempts)."""
+    task = get_task_or_raise(state, task_id)
+    if task.assigned:
+        raise TaskStateError(f"task_id {task_id}: assigned; settle or fail it first")
+    state.balances[task.client] = state.balances.get(task.client, 0) + task.fee
+    state.totals.task_escrow -= task.fee
+    state.totals.liquid += task.fee
+    state.finished[task_id] = outcome
+    del state.tasks[task_id]
+
+
+def release_coprocessor(state: State, task: Task, slash: Amount) -> None:
+    """Take ``slash`` from the task's locked collateral, free the rest, end the assignment."""
+    if task.coprocessor is not None:
+        c = state.coprocessors[task.coprocessor]
+        c.locked -= task.collateral
+        c.free += task.collateral - slash
+        c.load -= 1
+        state.totals.collateral -= slash
+    task.coprocessor, task.price, task.collateral, task.assigned = None, 0, 0, False
+
+
+def fail_coprocessor(state: State, params: Params, task_id: int) -> Amount:
+    """A coprocessor returned a wrong or late result: slash it, re-offer or refund the task.
+
+    ``redistribution`` of the slash goes to the operator, the rest is burned;
+    after ``max_attempts`` the client is refunded. Return the slash.
+    """
+    task = get_task_or_raise(state, task_id)
+    if not task.assigned or task.coprocessor is None:
+        raise TaskStateError(f"task_id {task_id}: no coprocessor holds it")
+    c = state.coprocessors[task.coprocessor]
+    slash = compute_coprocessor_slash(c, task.collateral, params)
+    to_operator = ppm_of(slash, params.redistribution)
+    operator = task.operator
+    assert operator is not None
+    c.observed += 1
+    c.slashes += 1
+    task.excluded.append(c.address)
+    release_coprocessor(state, task, slash)
+    state.balances[operator] = state.balances.get(operator, 0) + to_operator
+    state.totals.liquid += to_operator
+    state.totals.burned += slash - to_operator
+    task.attempts += 1
+    if task.attempts >= params.max_attempts:
+        refund_task(state, task_id)
+    return slash
+
+
+def fail_operator(
+    state: State, params: Params, task_id: int, finder: Address | None = None
+) -> Amount:
+    """The operator missed the task's deadline: slash it and refund the client (SPEC 7)."""
+    task = get_task_or_raise(state, task_id)
+    operator = task.operator
+    if operator is None or not is_registered(state, operator):
+        raise TaskStateError(f"task_id {task_id}: no registered operator holds it")
+    state.pools[operator].observed += 1
+    release_coprocessor(state, task, 0)
+    refund_task(state, task_id, outcome="failed")
+    if params.slash_fraction == 0:
+        return 0
+    return slash_operator(state, params, operator, params.slash_fraction, finder)
+
+
+def audit_fault(
+    state: State, params: Params, task_id: int, operator: Address, finder: Address | None
+) -> Amount:
+    """An audit found a wrong result the operator settled: slash it, finder paid (SPEC 7)."""
+    if state.finished.get(task_id) != "settled":
+        raise TaskStateError(f"task_id {task_id!r}: not a settled task")
+    if not is_registered(state, operator):
+        raise UnknownOperator(f"operator {operator!r}: not a registered operator")
+    state.finished[task_id] = "audited"
+    state.pools[operator].observed += 1
+    if params.slash_fraction == 0:
+        return 0
+    return slash_operator(state, params, operator, params.slash_fraction, finder)
+
+
+# --- per round ----------------------------------------------------------------
+
+
+def update_reputations(state: State, params: Params) -> None:
+    """Apply one GAS step per coprocessor and operator with the round's outcomes (SPEC 8)."""
+    for address in sorted(state.coprocessors):
+        c = state.coprocessors[address]
+        c.reputation_f = compute_gas_update(c.reputation_f, c.observed, c.succeeded, params.gas)
+        c.observed = c.succeeded = 0
+    for address in sorted(state.pools):
+        pool = state.pools[address]
+        if pool.registered or pool.observed:
+            pool.reputation_f = compute_gas_update(
+                pool.reputation_f, pool.observed, pool.succeeded, params.gas
+            )
+            pool.observed = pool.succeeded = 0
+
+
+def pay_uptime_incentive(state: State, params: Params) -> Amount:
+    """Mint ``coprocessor_issuance_share`` of mintable to coprocessors (SPEC 9); return it.
+
+    Shares follow ``collateral * reputation * curve(load)``; with no weight
+    nothing is minted and operators keep the whole mintable.
+    """
+    state.minter.uptime = 0
+    pot = ppm_of(state.minter.mintable, params.coprocessor_issuance_share)
+    if pot == 0 or not state.coprocessors:
+        return 0
+    names = sorted(state.coprocessors)
+    cops = [state.coprocessors[n] for n in names]
+    weights = params.load_curve.compute_uptime_weights(
+        np.array([c.free + c.locked for c in cops], dtype=object),
+        np.array([compute_reputation(c.reputation_f) for c in cops]),
+        np.array([compute_utilisation(c) for c in cops]),
+    )
+    shares = compute_uptime_shares(pot, weights)
+    paid = sum(shares)
+    for name, share in zip(names, shares, strict=True):
+        if share:
+            state.balances[name] = state.balances.get(name, 0) + share
+    state.minter.uptime = paid
+    state.minter.minted_in_round += paid
+    state.totals.minted += paid
+    state.totals.liquid += paid
+    return paid
