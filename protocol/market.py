@@ -91,7 +91,7 @@ def get_task_or_raise(state: State, task_id: int) -> Task:
     if task is None:
         done = state.finished.get(task_id) if isinstance(task_id, int) else None
         if done is not None:
-            raise DuplicateTransaction(f"task_id {task_id}: already {done}")
+            raise DuplicateTransaction(f"task_id {task_id}: already {done[0]}")
         raise UnknownTask(f"task_id {task_id!r}: no open task")
     return task
 
@@ -271,7 +271,7 @@ def settle_tasks(state: State, task_ids: Sequence[int]) -> int:
         pool.succeeded += 1
         totals.task_escrow -= task.fee
         totals.fees += task.price
-        state.finished[task.id] = "settled"
+        state.finished[task.id] = ("settled", operator)
         del state.tasks[task.id]
     credit_fees(state, earned)
     return len(batch)
@@ -285,7 +285,7 @@ def refund_task(state: State, task_id: int, outcome: str = "refunded") -> None:
     state.balances[task.client] = state.balances.get(task.client, 0) + task.fee
     state.totals.task_escrow -= task.fee
     state.totals.liquid += task.fee
-    state.finished[task_id] = outcome
+    state.finished[task_id] = (outcome, task.operator)
     del state.tasks[task_id]
 
 
@@ -347,11 +347,14 @@ def audit_fault(
     state: State, params: Params, task_id: int, operator: Address, finder: Address | None
 ) -> Amount:
     """An audit found a wrong result the operator settled: slash it, finder paid (SPEC 7)."""
-    if state.finished.get(task_id) != "settled":
+    done = state.finished.get(task_id) if isinstance(task_id, int) else None
+    if done is None or done[0] != "settled":
         raise TaskStateError(f"task_id {task_id!r}: not a settled task")
     if not is_registered(state, operator):
         raise UnknownOperator(f"operator {operator!r}: not a registered operator")
-    state.finished[task_id] = "audited"
+    if done[1] != operator:
+        raise TaskStateError(f"task_id {task_id}: settled by {done[1]!r}, not {operator!r}")
+    state.finished[task_id] = ("audited", operator)
     state.pools[operator].observed += 1
     if params.slash_fraction == 0:
         return 0

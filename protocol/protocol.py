@@ -351,10 +351,10 @@ class Protocol:
 
     def escrow_tasks(self, client: Address, tasks: Sequence[tuple[int, Amount]]) -> Amount:
         """Escrow the fees of new ``(task_id, fee)`` tasks, all or nothing; return the total."""
-        rows = [tuple(row) for row in tasks]
-        total = market.escrow_tasks(self.state, client, rows)  # type: ignore[arg-type]
+        rows = list(tasks)
+        total = market.escrow_tasks(self.state, client, rows)
         if self.sink is not None:
-            self.sink(tx.EscrowTasks.model_construct(client=client, tasks=rows))
+            self.sink(tx.EscrowTasks.model_construct(client=client, tasks=[tuple(r) for r in rows]))
         return total
 
     def assign_task(

@@ -223,7 +223,7 @@ class State:
     next_proposal_id: int = 0
     coprocessors: dict[Address, Coprocessor] = field(default_factory=dict)
     tasks: dict[int, Task] = field(default_factory=dict)
-    finished: dict[int, str] = field(default_factory=dict)
+    finished: dict[int, tuple[str, Address | None]] = field(default_factory=dict)
     totals: Totals = field(default_factory=Totals)
 
 
