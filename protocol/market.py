@@ -64,6 +64,24 @@ def compute_coprocessor_slash(c: Coprocessor, locked: Amount, params: Params) ->
     return min(locked, ppm_of(ppm_of(locked, params.slash_fraction), factor))
 
 
+def compute_ask(
+    c: Coprocessor, fee: Amount, cost: Amount, margin: Amount, params: Params
+) -> Amount:
+    """Return a coprocessor's standing ask for a task of ``fee`` (SPEC 6), in base units.
+
+    ``ask = cost * (1 + load_premium(load)) + risk + margin``, where the risk
+    is the slash it would face, ``s * collateral * amplification(load)``,
+    weighted by its chance of failing, ``1 - reputation``. Floats become money
+    through integer PPM factors and the ask is rounded up, so a coprocessor
+    never asks for less than its valuation.
+    """
+    utilisation = compute_utilisation(c)
+    premium = int(params.load_curve.compute_load_premium(utilisation) * PPM)
+    exposure = compute_coprocessor_slash(c, compute_required_collateral(fee, params), params)
+    failure = int((1.0 - compute_reputation(c.reputation_f)) * PPM)
+    return -(-cost * (PPM + premium) // PPM) + -(-exposure * failure // PPM) + margin
+
+
 def is_coprocessor_eligible(c: Coprocessor, params: Params, required: Amount) -> bool:
     """Return whether ``c`` may take a task that locks ``required`` (SPEC 6)."""
     return (

@@ -630,3 +630,27 @@ def test_uptime_share_zero_changes_nothing() -> None:
     assert with_market.reward("op") == p.reward("op")
     with_market.check_invariants()
     p.check_invariants()
+
+
+def test_ask_grows_with_load_and_risk() -> None:
+    from protocol.market import compute_ask, compute_coprocessor_slash, compute_required_collateral
+    from protocol.reputation import compute_reputation
+    from protocol.state import Coprocessor
+
+    params = Params()
+    fee, cost, margin = 10 * TOKEN, 2 * TOKEN, TOKEN // 10
+    idle = Coprocessor(address="c", capacity=10, free=100 * TOKEN, reputation_f=3.0)
+    busy = Coprocessor(address="c", capacity=10, free=100 * TOKEN, load=10, reputation_f=3.0)
+    shaky = Coprocessor(address="c", capacity=10, free=100 * TOKEN, reputation_f=-1.0)
+    # Idle and reliable: no premium below the curve's peak; risk = slash * (1 - reputation).
+    slash = compute_coprocessor_slash(idle, compute_required_collateral(fee, params), params)
+    failure = int((1.0 - compute_reputation(3.0)) * PPM)
+    assert (
+        compute_ask(idle, fee, cost, margin, params) == cost + -(-slash * failure // PPM) + margin
+    )
+    assert compute_ask(busy, fee, cost, margin, params) > compute_ask(
+        idle, fee, cost, margin, params
+    )
+    assert compute_ask(shaky, fee, cost, margin, params) > compute_ask(
+        idle, fee, cost, margin, params
+    )
