@@ -213,18 +213,22 @@ def clear_batch(
             continue
         top = k * tick
         # Others accept at the same tick iff their ask is at most k * tick (asks are sorted).
-        pos, best = first + 1, None
-        while pos < end:
-            i = order[pos]
-            if asks[i] > top:
-                break
-            if collateral[i] >= need:
-                if best is None:
-                    best = (-reputation[winner], load[winner], winner)
-                key = (-reputation[i], load[i], i)
-                if key < best:
-                    best, winner = key, i
-            pos += 1
+        pos = first + 1
+        if pos < end and asks[order[pos]] <= top:
+            best_rep, best_load = reputation[winner], load[winner]
+            while pos < end:
+                i = order[pos]
+                if asks[i] > top:
+                    break
+                if collateral[i] >= need:
+                    rep = reputation[i]
+                    # Higher reputation, then lower load, then lower index (no tuples: hot path).
+                    if rep > best_rep or (
+                        rep == best_rep
+                        and (load[i] < best_load or (load[i] == best_load and i < winner))
+                    ):
+                        winner, best_rep, best_load = i, rep, load[i]
+                pos += 1
         load[winner] += 1
         collateral[winner] -= need
         if load[winner] >= capacity[winner]:
