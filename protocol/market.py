@@ -24,11 +24,9 @@ from .errors import (
     InsufficientBalance,
     InsufficientCollateral,
     InvalidAmount,
-    LockNotWithdrawable,
     OperatorNotActive,
     TaskStateError,
     UnknownCoprocessor,
-    UnknownLock,
     UnknownOperator,
     UnknownTask,
 )
@@ -36,7 +34,7 @@ from .loadcurve import compute_uptime_shares
 from .params import Params
 from .reputation import compute_gas_update, compute_reputation
 from .slashing import slash_operator
-from .staking import check_account, check_amount, is_registered
+from .staking import check_account, check_amount, check_withdrawable, find_lock, is_registered
 from .state import Coprocessor, Lock, State, Task
 from .units import PPM, Address, Amount, ppm_of
 
@@ -165,13 +163,8 @@ def unbond_collateral(state: State, params: Params, address: Address, amount: Am
 def withdraw_collateral(state: State, address: Address, lock_id: int) -> Amount:
     """Pay out unbonded collateral whose withdraw round has come."""
     c = get_coprocessor_or_raise(state, address)
-    lock = c.locks.get(lock_id) if isinstance(lock_id, int) else None
-    if lock is None:
-        raise UnknownLock(f"lock_id {lock_id!r}: no such collateral lock for {address!r}")
-    if lock.withdraw_round > state.round:
-        raise LockNotWithdrawable(
-            f"lock_id {lock_id}: withdrawable from round {lock.withdraw_round}, now {state.round}"
-        )
+    lock = find_lock(c.locks, address, lock_id)
+    check_withdrawable(state, lock, lock_id)
     del c.locks[lock_id]
     state.balances[address] = state.balances.get(address, 0) + lock.amount
     state.totals.collateral -= lock.amount

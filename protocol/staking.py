@@ -84,11 +84,23 @@ def get_delegator_or_raise(state: State, address: Address) -> Delegator:
 
 def get_lock_or_raise(state: State, address: Address, lock_id: int) -> Lock:
     """Return an unbonding lock or refuse."""
-    d = get_delegator_or_raise(state, address)
-    lock = d.locks.get(lock_id) if isinstance(lock_id, int) else None
+    return find_lock(get_delegator_or_raise(state, address).locks, address, lock_id)
+
+
+def find_lock(locks: dict[int, Lock], address: Address, lock_id: int) -> Lock:
+    """Return ``locks[lock_id]`` or refuse naming the lock."""
+    lock = locks.get(lock_id) if isinstance(lock_id, int) else None
     if lock is None:
         raise UnknownLock(f"lock_id {lock_id!r}: no such unbonding lock for {address!r}")
     return lock
+
+
+def check_withdrawable(state: State, lock: Lock, lock_id: int) -> None:
+    """Refuse a lock whose withdraw round has not come (SPEC 5)."""
+    if lock.withdraw_round > state.round:
+        raise LockNotWithdrawable(
+            f"lock_id {lock_id}: withdrawable from round {lock.withdraw_round}, now {state.round}"
+        )
 
 
 def check_fee_batch(
@@ -236,10 +248,7 @@ def rebond(state: State, delegator: Address, lock_id: int) -> None:
 def withdraw_stake(state: State, delegator: Address, lock_id: int) -> Amount:
     """Pay out a lock whose withdraw round has come (SPEC 5)."""
     lock = get_lock_or_raise(state, delegator, lock_id)
-    if lock.withdraw_round > state.round:
-        raise LockNotWithdrawable(
-            f"lock_id {lock_id}: withdrawable from round {lock.withdraw_round}, now {state.round}"
-        )
+    check_withdrawable(state, lock, lock_id)
     del state.delegators[delegator].locks[lock_id]
     state.balances[delegator] = state.balances.get(delegator, 0) + lock.amount
     state.totals.locked -= lock.amount

@@ -29,12 +29,11 @@ from test_properties import (
     UNKNOWN,
     Action,
     Runner,
-    replay,
     setup_strategy,
 )
+from test_properties import run_scenario as base_run_scenario
 
-from protocol import PPM, TOKEN, Params, Protocol, ProtocolError
-from protocol import transactions as txs
+from protocol import PPM, TOKEN, Params, ProtocolError
 
 COPROCESSORS = ("c0", "c1")
 ACCOUNTS = (*OPERATORS, *DELEGATORS, PAYER, *COPROCESSORS)
@@ -308,25 +307,9 @@ class MarketRunner(Runner):
 
 
 def run_scenario(params: Params, balances: dict[str, int], actions: list[Action]) -> MarketRunner:
-    """Run ``actions`` with every per-action check, then check replay determinism."""
-    p = Protocol(params, balances)
-    genesis = p.genesis()
-    recorded: list[txs.Tx] = []
-    p.sink = recorded.append
-    runner = MarketRunner(p)
-    try:
-        runner.check()
-        for action in actions:
-            runner.step(action)
-        assert len(recorded) == runner.accepted, "every accepted transaction is sunk, once"
-        for _ in range(2):
-            runner.step(("initialize_round",))
-        q = replay(genesis, recorded)
-        assert q.state_hash() == p.state_hash(), "replay from genesis diverged from the live state"
-    except BaseException as exc:
-        exc.add_note(f"p = Protocol({params!r}, {balances!r})")
-        exc.add_note("\n".join(runner.trace))
-        raise
+    """The base scenario run (every check, then replay) with the market runner."""
+    runner = base_run_scenario(params, balances, actions, MarketRunner)
+    assert isinstance(runner, MarketRunner)
     return runner
 
 

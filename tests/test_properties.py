@@ -394,13 +394,18 @@ def replay(genesis: txs.Genesis, recorded: list[txs.Tx]) -> Protocol:
     return q
 
 
-def run_scenario(params: Params, balances: dict[str, int], actions: list[Action]) -> Runner:
+def run_scenario(
+    params: Params,
+    balances: dict[str, int],
+    actions: list[Action],
+    runner_class: type[Runner] = Runner,
+) -> Runner:
     """Run ``actions`` with every per-action check, then check replay determinism."""
     p = Protocol(params, balances)
     genesis = p.genesis()
     recorded: list[txs.Tx] = []
     p.sink = recorded.append
-    runner = Runner(p)
+    runner = runner_class(p)
     try:
         runner.check()
         for action in actions:
