@@ -167,31 +167,44 @@ def position_of(d: Delegator | None) -> tuple[Address, int] | None:
     return d.delegate, d.epoch
 
 
-def is_sole_position(pool: Pool, d: Delegator, address: Address) -> bool:
-    """Return whether ``address`` is an operator holding the only position in its own pool."""
-    return (
-        pool.address == address
-        and pool.positions == 1
-        and d.bonded > 0
-        and d.epoch >= pool.live_epoch
-    )
-
-
-def is_operator_alone(state: State, pool: Pool) -> bool:
-    """Return whether the pool's only position is its operator's own."""
-    if pool.positions != 1:
-        return False
-    d = state.delegators.get(pool.address)
-    return d is not None and d.delegate == pool.address and is_sole_position(pool, d, pool.address)
-
-
 def get_residual(pool: Pool) -> Amount:
     """Return what the pool holds beyond its operator's unclaimed commission."""
     return pool.delegated - pool.cumulative_rewards
 
 
-def get_sole_active_value(state: State, pool: Pool) -> Amount:
-    """Return the active stake this round of an operator alone in its pool: all but the rest."""
+def is_lone_operator(state: State, pool: Pool) -> bool:
+    """Return whether the pool's only position is its operator's own."""
+    if pool.positions != 1:
+        return False
+    d = state.delegators.get(pool.address)
+    return (
+        d is not None and d.delegate == pool.address and d.bonded > 0 and d.epoch >= pool.live_epoch
+    )
+
+
+# Dust up to this fraction of a lone operator's position stays in its pool, as in
+# Livepeer (it earns under a millionth of the pool's rewards); above it the operator
+# owns the pool's residual, so a pool whittled down to a few base units orphans nothing.
+RESIDUAL_THRESHOLD = 10**6
+
+
+def is_residual_claimant(state: State, pool: Pool, value: Amount) -> bool:
+    """Return whether the pool's lone operator, whose position is worth ``value``, owns its dust."""
+    return (
+        is_lone_operator(state, pool) and (get_residual(pool) - value) * RESIDUAL_THRESHOLD > value
+    )
+
+
+def is_lone_claimant(state: State, pool: Pool) -> bool:
+    """Return whether the pool's lone operator owns its dust (then it also keeps all fees)."""
+    if not is_lone_operator(state, pool):
+        return False
+    d = state.delegators[pool.address]
+    return is_residual_claimant(state, pool, get_position(pool, d, state.round).value)
+
+
+def get_lone_active_value(state: State, pool: Pool) -> Amount:
+    """Return a residual-claimant operator's stake this round: the frozen stake but the rest."""
     n = state.round
     commission = pool.active_cumulative_rewards if pool.acr_round == n else pool.cumulative_rewards
     carried = pool.carried if pool.carried_round == n else 0
@@ -199,11 +212,7 @@ def get_sole_active_value(state: State, pool: Pool) -> Amount:
 
 
 def compute_settlement(state: State, address: Address) -> Settlement:
-    """Return the settlement of ``address`` in the current round, changing nothing.
-
-    An operator alone in its pool is valued at the pool's residual, so the
-    rounding dust other positions left behind is claimable, not orphaned.
-    """
+    """Return the settlement of ``address`` in the current round, changing nothing."""
     n = state.round
     d = state.delegators[address]
     folded, folded_reward, fees = None, 0, d.fees
@@ -220,18 +229,25 @@ def compute_settlement(state: State, address: Address) -> Settlement:
         folded_reward = compute_carry_earnings(state.pools[folded.operator], folded, True)[0]
     pool = state.pools.get(d.delegate) if d.delegate is not None else None
     bonded, new_carry = d.bonded, None
-    sole = pool is not None and is_sole_position(pool, d, address)
     if pool is not None and d.bonded > 0 and d.last_claim_round < n:
         pos = get_position(pool, d, n)
         fees += pos.fees
+        claimant = pool.address == address and is_residual_claimant(state, pool, pos.value)
         if pool.address in state.active and pos.amount > 0:
-            x = get_sole_active_value(state, pool) if sole else pos.active_value
+            x = get_lone_active_value(state, pool) if claimant else pos.active_value
             pending = pool.last_reward_round < n
             bonded = x if pending else pos.value
             new_carry = Carry(pool.address, n, x, pos.crf_base, pos.cff_now, pending)
         else:
             bonded = pos.value
-    if sole and pool is not None:
+        if claimant and not (pool.address in state.active and pool.last_reward_round < n):
+            bonded = get_residual(pool)
+    elif (
+        pool is not None
+        and pool.address == address
+        and d.bonded > 0
+        and is_residual_claimant(state, pool, d.bonded)
+    ):
         bonded = get_residual(pool)
     own = state.pools.get(address)
     cr = own.cumulative_rewards if own is not None else 0
@@ -350,7 +366,9 @@ def get_pending(state: State, address: Address) -> tuple[Amount, Amount]:
     pool = state.pools.get(d.delegate) if d.delegate is not None else None
     if pool is not None and d.bonded > 0:
         position = get_position(pool, d, state.round)
-        stake = get_residual(pool) if is_sole_position(pool, d, address) else position.value
+        stake = position.value
+        if pool.address == address and is_residual_claimant(state, pool, stake):
+            stake = get_residual(pool)
         fees += position.fees
     own = state.pools.get(address)
     if own is not None:
@@ -428,7 +446,8 @@ def process_reward(state: State, params: Params, operator: Address) -> Amount:
         escrow.amount = escrowed
     pool.delegated += reward - escrowed
     pool.last_reward_round = n
-    sweep_dust(state, pool)
+    if pool.positions == 0:
+        sweep_dust(state, pool)  # a pool whose stake all left this round: nobody to share with
     state.minter.minted_in_round += minted
     totals = state.totals
     totals.minted += minted
@@ -459,7 +478,7 @@ def credit_fees(state: State, earned: Mapping[Address, Amount]) -> None:
         if pool.acr_round < n:
             touch_commission(pool, n)
         stake = active.get(operator, 0)
-        if stake == 0 or pool.positions == 0 or is_operator_alone(state, pool):
+        if stake == 0 or pool.positions == 0 or is_lone_claimant(state, pool):
             pool.cumulative_fees += amount
             continue
         entry = pool.factors.get(n) or ensure_factor_entry(pool, n)

@@ -8,7 +8,13 @@ stays O(1) and every position in the pool at that moment shares it exactly).
 
 from __future__ import annotations
 
-from .earnings import compute_settlement, ensure_factor_entry, settle, tracking_position
+from .earnings import (
+    compute_settlement,
+    ensure_factor_entry,
+    settle,
+    sweep_dust,
+    tracking_position,
+)
 from .errors import InvalidFraction, UnknownOperator
 from .params import Params
 from .state import INITIAL_FACTOR, State
@@ -69,6 +75,7 @@ def slash_operator(
         settle(state, operator)
         state.delegators[operator].bonded -= penalty
         pool.delegated -= penalty
+    sweep_dust(state, pool)  # a deep slash can leave dust that outweighs a lone operator
     state.totals.bonded -= penalty
     pay_finder_and_burn(state, params, penalty, finder)
     return penalty
@@ -102,6 +109,7 @@ def apply_pool_slashes(state: State, params: Params) -> None:
             state.totals.escrow -= taken
             penalty += taken
         pay_finder_and_burn(state, params, penalty, pool.pending_slash_finder)
+        sweep_dust(state, pool)
         pool.pending_slash_ppm = 0
         pool.pending_slash_finder = None
     state.slashed_pools.clear()
