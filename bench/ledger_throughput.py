@@ -96,15 +96,17 @@ def make_batches(rows: int, size: int, seed: int, workload: str = "hosts") -> li
 
 
 def create_ledger(directory: Path) -> Ledger:
-    """A ledger at round 1 with 100 active operators and 1,000 funded payers."""
+    """A ledger at round 1 with 100 active operators, each with a delegator, and funded payers."""
     operators = [f"op{i:03d}" for i in range(OPERATORS)]
     balances = {f"payer{i:04d}": 10**30 for i in range(PAYERS)}
     balances.update(dict.fromkeys(operators, 10**24))
+    balances.update({f"del{i:03d}": 10**24 for i in range(OPERATORS)})
     ledger = Ledger.create(directory, Params(), balances, fsync=True)
     p = ledger.protocol
     for i, op in enumerate(operators):
         p.bond(op, op, 1_000 * TOKEN + i)
         p.register_operator(op, reward_cut=100_000, fee_share=900_000)
+        p.bond(f"del{i:03d}", op, 500 * TOKEN)  # operators hold delegated stake too
     p.initialize_round()  # commits: the operators are active, fees are shared
     return ledger
 

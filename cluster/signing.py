@@ -25,7 +25,6 @@ from protocol import codec
 from protocol.errors import (
     BadSignature,
     DuplicateTransaction,
-    InvalidAmount,
     NotOwner,
     ProtocolError,
 )
@@ -35,6 +34,7 @@ from protocol.transactions import Tx, parse_tx
 __all__ = [
     "ACTOR_FIELD",
     "DOMAIN",
+    "MalformedTx",
     "NonceBook",
     "NonceError",
     "SignedTx",
@@ -77,6 +77,10 @@ cluster itself and are refused from outside.
 
 class NonceError(ProtocolError):
     """A signed transaction's nonce is ahead of the sender's next nonce (a gap)."""
+
+
+class MalformedTx(ProtocolError):
+    """A correctly signed mapping is not a valid protocol transaction."""
 
 
 class SignedTx(BaseModel):
@@ -157,7 +161,9 @@ def verify_and_unwrap(signed: SignedTx, nonces: NonceBook) -> Tx:
             f"sender {sender}: nonce {signed.nonce} already used, expected nonce {expected}"
         )
     if signed.nonce > expected:
-        raise NonceError(f"sender {sender}: nonce {signed.nonce} is ahead, expected nonce {expected}")
+        raise NonceError(
+            f"sender {sender}: nonce {signed.nonce} is ahead, expected nonce {expected}"
+        )
 
     kind = signed.tx.get("kind")
     field = ACTOR_FIELD.get(kind) if isinstance(kind, str) else None
@@ -168,7 +174,7 @@ def verify_and_unwrap(signed: SignedTx, nonces: NonceBook) -> Tx:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "tx"
-        raise InvalidAmount(f"tx.{where}: {first['msg']}") from None
+        raise MalformedTx(f"sender {sender}: tx.{where}: {first['msg']}") from None
     actor = getattr(tx, field)
     if actor != sender:
         raise NotOwner(f"sender {sender}: cannot act as {field} {actor!r} in {kind}")

@@ -197,10 +197,16 @@ def is_residual_claimant(state: State, pool: Pool, value: Amount) -> bool:
 
 def is_lone_claimant(state: State, pool: Pool) -> bool:
     """Return whether the pool's lone operator owns its dust (then it also keeps all fees)."""
-    if not is_lone_operator(state, pool):
+    if pool.positions != 1 or not is_lone_operator(state, pool):
         return False
     d = state.delegators[pool.address]
-    return is_residual_claimant(state, pool, get_position(pool, d, state.round).value)
+    if d.epoch == pool.epoch:
+        # The common case, written out: the position's value in the current epoch.
+        crf_now, _ = get_current_factors(pool)
+        value = precise_of(d.bonded, crf_now, pool.factors[d.last_claim_round].crf)
+    else:
+        value = get_position(pool, d, state.round).value
+    return is_residual_claimant(state, pool, value)
 
 
 def get_lone_active_value(state: State, pool: Pool) -> Amount:
