@@ -10,7 +10,10 @@ collateral updated as winners take tasks, by two paths fed the same state:
 
 Both give the same winners and prices (checked). Asks and fees are integer
 base units, as the cluster uses them. Repetitions alternate the two paths;
-the ratio is baseline / ours of the median times.
+the ratio is baseline / ours of the median times. Times are CPU time of this
+process (``time.process_time``): both paths are single-threaded and
+CPU-bound, and CPU time does not count the moments another job on a shared
+2-core machine takes the core.
 
     python bench/auction_batch.py            # full run, ~15 s
     python bench/auction_batch.py --quick    # a few seconds, target not enforced
@@ -118,14 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(reps):
         for name in ("batch", "plain") if rep % 2 == 0 else ("plain", "batch"):
             state = fresh(book)
-            start = time.perf_counter()
+            start = time.process_time()
             if name == "batch":
                 out = clear_batch(
                     fees, state, step_ppm=STEP_PPM, reserve_ppm=RESERVE_PPM, required=required
                 )
             else:
                 out = plain_loop(state, fees, required)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(time.process_time() - start)
             results[name] = out
     same = results["batch"] == results["plain"]
     won = sum(r.winner is not None for r in results["batch"])
