@@ -5,8 +5,9 @@ collateral updated as winners take tasks, by two paths fed the same state:
 
 * ours: ``protocol.auction.clear_batch`` (coprocessors sorted by ask once;
   each task looks at the few whose asks fall in the winning tick);
-* baseline: a plain loop that, per task, builds each coprocessor's
-  eligibility and calls ``run_dutch_auction`` (exact, O(coprocessors)).
+* baseline: ``protocol.auction.clear_one_by_one``, a plain loop that, per
+  task, builds each coprocessor's eligibility and calls ``run_dutch_auction``
+  (exact, O(coprocessors)).
 
 Both give the same winners and prices (checked). Asks and fees are integer
 base units, as the cluster uses them. Repetitions alternate the two paths;
@@ -39,7 +40,7 @@ from protocol.auction import (  # noqa: E402
     AuctionResult,
     CoprocessorBook,
     clear_batch,
-    run_dutch_auction,
+    clear_one_by_one,
 )
 
 TARGET = 20.0
@@ -80,35 +81,6 @@ def fresh(book: CoprocessorBook) -> CoprocessorBook:
     )
 
 
-def plain_loop(book: CoprocessorBook, fees: list[int], required: list[int]) -> list[AuctionResult]:
-    """The baseline: one exact auction per task, eligibility rebuilt per task."""
-    asks = [int(a) for a in book.asks]
-    capacity = [int(c) for c in book.capacity]
-    reputation = [float(r) for r in book.reputation]
-    load = [int(x) for x in book.load]
-    collateral = [int(c) for c in book.collateral]
-    out = []
-    for fee, need in zip(fees, required, strict=True):
-        eligible = [
-            load[i] < capacity[i] and collateral[i] >= need and reputation[i] >= book.min_reputation
-            for i in range(len(asks))
-        ]
-        result = run_dutch_auction(
-            fee,
-            asks,
-            step_ppm=STEP_PPM,
-            reserve_ppm=RESERVE_PPM,
-            reputation=reputation,
-            load=load,
-            eligible=eligible,
-        )
-        if result.winner is not None:
-            load[result.winner] += 1
-            collateral[result.winner] -= need
-        out.append(result)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer tasks and repetitions")
@@ -127,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                     fees, state, step_ppm=STEP_PPM, reserve_ppm=RESERVE_PPM, required=required
                 )
             else:
-                out = plain_loop(state, fees, required)
+                out = clear_one_by_one(
+                    fees, state, step_ppm=STEP_PPM, reserve_ppm=RESERVE_PPM, required=required
+                )
             times[name].append(time.process_time() - start)
             results[name] = out
     same = results["batch"] == results["plain"]

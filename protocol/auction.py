@@ -143,6 +143,48 @@ class CoprocessorBook:
         )
 
 
+def clear_one_by_one(
+    fees: Sequence[Amount],
+    book: CoprocessorBook,
+    *,
+    step_ppm: int,
+    reserve_ppm: int,
+    required: Sequence[int] | None = None,
+) -> list[AuctionResult]:
+    """Clear tasks with one :func:`run_dutch_auction` each, updating the book as winners take them.
+
+    The plain reference :func:`clear_batch` must equal (and is measured against).
+    """
+    asks = [a.item() if hasattr(a, "item") else a for a in book.asks]
+    capacity = book.capacity.tolist()
+    reputation = book.reputation.tolist()
+    load = book.load.tolist()
+    collateral = book.collateral.tolist()
+    needs = required if required is not None else [0] * len(fees)
+    out = []
+    for fee, need in zip(fees, needs, strict=True):
+        eligible = [
+            load[i] < capacity[i] and collateral[i] >= need and reputation[i] >= book.min_reputation
+            for i in range(len(asks))
+        ]
+        result = run_dutch_auction(
+            fee,
+            asks,
+            step_ppm=step_ppm,
+            reserve_ppm=reserve_ppm,
+            reputation=reputation,
+            load=load,
+            eligible=eligible,
+        )
+        if result.winner is not None:
+            load[result.winner] += 1
+            collateral[result.winner] -= need
+        out.append(result)
+    book.load[:] = load
+    book.collateral[:] = collateral
+    return out
+
+
 def clear_batch(
     fees: Sequence[Amount],
     book: CoprocessorBook,

@@ -413,11 +413,6 @@ def get_active_stake(state: State, address: Address) -> tuple[Amount, Address | 
     return get_position(state.pools[d.delegate], d, n).active_value, d.delegate
 
 
-def get_delegator(state: State, address: Address) -> Delegator | None:
-    """Return the delegator record of ``address`` if any."""
-    return state.delegators.get(address)
-
-
 # --- checkpoint and fees ---------------------------------------------------
 
 

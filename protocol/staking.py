@@ -32,7 +32,7 @@ from .errors import (
 )
 from .params import Params
 from .state import Delegator, Lock, Pool, State
-from .units import PPM, Address, Amount, Ppm, Round
+from .units import PPM, Address, Amount, Ppm
 
 # --- predicates and getters --------------------------------------------------
 
@@ -299,16 +299,3 @@ def select_active_set(state: State, params: Params) -> None:
     """Fix this round's active set and freeze its stakes."""
     state.active = compute_active_set(state, params)
     state.total_active_stake = sum(state.active.values())
-
-
-def get_withdrawable_locks(state: State, delegator: Address) -> dict[int, Lock]:
-    """Return the locks of ``delegator`` whose withdraw round has come."""
-    d = state.delegators.get(delegator)
-    if d is None:
-        return {}
-    return {i: lock for i, lock in d.locks.items() if lock.withdraw_round <= state.round}
-
-
-def current_round(state: State) -> Round:
-    """Return the current round."""
-    return state.round

@@ -11,6 +11,7 @@ from protocol.auction import (
     AuctionResult,
     CoprocessorBook,
     clear_batch,
+    clear_one_by_one,
     compute_accept_tick,
     run_dutch_auction,
 )
@@ -139,37 +140,6 @@ def test_bad_arguments_get_one_line_errors() -> None:
             run_dutch_auction(args.pop("fee"), [1], **args)
 
 
-def sequential(
-    fees: list[int], book: CoprocessorBook, step_ppm: int, reserve_ppm: int, required: list[int]
-) -> list[AuctionResult]:
-    """Clear tasks one at a time with run_dutch_auction, updating the state as winners take them."""
-    load, collateral = book.load.copy(), book.collateral.copy()
-    out = []
-    for fee, need in zip(fees, required, strict=True):
-        eligible = [
-            bool(
-                load[i] < book.capacity[i]
-                and collateral[i] >= need
-                and book.reputation[i] >= book.min_reputation
-            )
-            for i in range(len(load))
-        ]
-        r = run_dutch_auction(
-            fee,
-            [float(a) for a in book.asks],
-            step_ppm=step_ppm,
-            reserve_ppm=reserve_ppm,
-            reputation=[float(x) for x in book.reputation],
-            load=[int(x) for x in load],
-            eligible=eligible,
-        )
-        if r.winner is not None:
-            load[r.winner] += 1
-            collateral[r.winner] -= need
-        out.append(r)
-    return out
-
-
 @settings(max_examples=300, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -192,9 +162,20 @@ def test_batch_clearing_equals_one_by_one(
     )
     fees = [int(f) for f in rng.integers(100, 2_000, size=n_tasks)]
     required = [f * 300_000 // PPM for f in fees]
-    expected = sequential(fees, book, step_ppm, reserve_ppm, required)
+    reference = CoprocessorBook(
+        book.asks,
+        book.capacity,
+        book.load.copy(),
+        book.collateral.copy(),
+        book.reputation,
+        book.min_reputation,
+    )
+    expected = clear_one_by_one(
+        fees, reference, step_ppm=step_ppm, reserve_ppm=reserve_ppm, required=required
+    )
     got = clear_batch(fees, book, step_ppm=step_ppm, reserve_ppm=reserve_ppm, required=required)
     assert got == expected
+    assert (book.load == reference.load).all() and (book.collateral == reference.collateral).all()
     # Winners who filled up declined later tasks: loads never exceed capacity.
     assert (book.load <= book.capacity).all()
     assert (book.collateral >= 0).all()
