@@ -5,8 +5,10 @@ the plain mapping of a protocol transaction, the sender's address (hex public
 key), the sender's next nonce, and an Ed25519 signature over
 :func:`signing_message`. :func:`apply_signed` refuses a forged signature, a
 replayed or out-of-order nonce, a transaction acting for another account, or a
-kind only the cluster issues, and in every refusal changes nothing: the nonce
-is consumed only after the protocol accepted the transaction.
+kind only the cluster issues, and in every refusal changes nothing: the
+protocol consumes the nonce (``State.nonces``, logged with the transaction in
+one ``Signed`` frame) only when it accepted the transaction, so a replay stays
+refused after a coordinator restart.
 
 ``set_commission`` carries its own ``sender`` field; :func:`verify_and_unwrap`
 fills it with the signed sender (a different value is refused), so the
@@ -24,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from protocol import codec
 from protocol.errors import (
     BadSignature,
-    DuplicateTransaction,
     NotOwner,
     ProtocolError,
 )
@@ -35,8 +36,6 @@ __all__ = [
     "ACTOR_FIELD",
     "DOMAIN",
     "MalformedTx",
-    "NonceBook",
-    "NonceError",
     "SignedTx",
     "apply_signed",
     "sign_tx",
@@ -75,10 +74,6 @@ cluster itself and are refused from outside.
 """
 
 
-class NonceError(ProtocolError):
-    """A signed transaction's nonce is ahead of the sender's next nonce (a gap)."""
-
-
 class MalformedTx(ProtocolError):
     """A correctly signed mapping is not a valid protocol transaction."""
 
@@ -110,22 +105,6 @@ def sign_tx(key: SigningKey, nonce: int, tx: Tx) -> SignedTx:
     return SignedTx(sender=sender, nonce=nonce, tx=plain, signature=signature.hex())
 
 
-class NonceBook:
-    """Next nonce per address; an unseen address starts at 0."""
-
-    def __init__(self, nonces: dict[str, int] | None = None) -> None:
-        self.nonces: dict[str, int] = dict(nonces or {})
-
-    def next(self, address: str) -> int:
-        """Return the nonce the next transaction of ``address`` must carry."""
-        return self.nonces.get(address, 0)
-
-    def advance(self, address: str) -> int:
-        """Consume the current nonce of ``address``; return the new next nonce."""
-        self.nonces[address] = self.next(address) + 1
-        return self.nonces[address]
-
-
 def _verify_key(sender: str) -> VerifyKey:
     # Only the canonical lowercase form is an address, so "AB.." and "ab.." cannot
     # be two accounts for the same key.
@@ -140,12 +119,9 @@ def _verify_key(sender: str) -> VerifyKey:
         ) from None
 
 
-def verify_and_unwrap(signed: SignedTx, nonces: NonceBook) -> Tx:
-    """Check signature, nonce and actor; return the transaction to apply.
-
-    Consumes nothing: call :meth:`NonceBook.advance` only once the transaction
-    was applied (see :func:`apply_signed`).
-    """
+def verify_and_unwrap(signed: SignedTx) -> Tx:
+    """Check signature and actor; return the transaction to apply (the nonce is the
+    protocol's to check, see :func:`apply_signed`)."""
     sender = signed.sender
     verify_key = _verify_key(sender)
     try:
@@ -154,16 +130,6 @@ def verify_and_unwrap(signed: SignedTx, nonces: NonceBook) -> Tx:
     except (ValueError, TypeError, BadSignatureError):
         # ValueError/TypeError: not hex, or not 64 bytes; both are just a bad signature.
         raise BadSignature(f"sender {sender}: signature does not verify") from None
-
-    expected = nonces.next(sender)
-    if signed.nonce < expected:
-        raise DuplicateTransaction(
-            f"sender {sender}: nonce {signed.nonce} already used, expected nonce {expected}"
-        )
-    if signed.nonce > expected:
-        raise NonceError(
-            f"sender {sender}: nonce {signed.nonce} is ahead, expected nonce {expected}"
-        )
 
     kind = signed.tx.get("kind")
     field = ACTOR_FIELD.get(kind) if isinstance(kind, str) else None
@@ -187,14 +153,10 @@ def verify_and_unwrap(signed: SignedTx, nonces: NonceBook) -> Tx:
     return tx
 
 
-def apply_signed(protocol: Protocol, signed: SignedTx, nonces: NonceBook) -> Any:
-    """Verify ``signed``, apply it, and consume the nonce only if it was accepted.
+def apply_signed(protocol: Protocol, signed: SignedTx) -> Any:
+    """Verify ``signed`` and apply it with its nonce; return what the protocol returns.
 
-    A refusal (a :class:`ProtocolError` from verification or from the protocol)
-    leaves both ``protocol`` and ``nonces`` unchanged; the protocol's refusals are
-    atomic, so nothing needs undoing here. Returns what the protocol method returns.
+    A refusal (bad signature, wrong actor, used or future nonce, or the
+    protocol's own refusal) leaves the state, nonces included, unchanged.
     """
-    tx = verify_and_unwrap(signed, nonces)
-    result = tx.apply(protocol)
-    nonces.advance(signed.sender)
-    return result
+    return protocol.apply_signed(signed.sender, signed.nonce, verify_and_unwrap(signed))

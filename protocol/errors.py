@@ -119,6 +119,10 @@ class BadSignature(ProtocolError):
     """A signed transaction failed verification."""
 
 
+class NonceError(ProtocolError):
+    """A signed transaction's nonce is ahead of the sender's next nonce (a gap)."""
+
+
 class InsufficientCollateral(ProtocolError):
     """Free collateral is below the amount or a task's requirement."""
 

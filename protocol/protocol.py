@@ -15,8 +15,10 @@ from . import transactions as tx
 from .commission import get_commission, request_commission_change
 from .errors import (
     AlreadyCheckpointed,
+    DuplicateTransaction,
     InsufficientBalance,
     InvalidAmount,
+    NonceError,
     OperatorNotActive,
     UnknownOperator,
 )
@@ -73,6 +75,33 @@ class Protocol:
     def _record(self, transaction: tx.Tx) -> None:
         if self.sink is not None:
             self.sink(transaction)
+
+    def nonce(self, address: Address) -> int:
+        """Return the nonce the next signed transaction of ``address`` must carry."""
+        return self.state.nonces.get(address, 0)
+
+    def apply_signed(self, sender: Address, nonce: int, transaction: tx.Tx) -> Any:
+        """Apply an outside transaction that carries ``sender``'s next nonce, then consume it.
+
+        The signature is the cluster's to check; here a used nonce is refused
+        (a replay) and so is a gap, and a refused transaction consumes nothing.
+        One ``Signed`` frame logs the transaction and its nonce together.
+        """
+        expected = self.nonce(sender)
+        if nonce < expected:
+            raise DuplicateTransaction(
+                f"sender {sender}: nonce {nonce} already used, expected nonce {expected}"
+            )
+        if nonce > expected:
+            raise NonceError(f"sender {sender}: nonce {nonce} is ahead, expected nonce {expected}")
+        sink, self.sink = self.sink, None
+        try:
+            result = transaction.apply(self)
+        finally:
+            self.sink = sink
+        self.state.nonces[sender] = expected + 1
+        self._record(tx.Signed(sender=sender, nonce=nonce, tx=transaction.to_plain()))
+        return result
 
     # --- reads --------------------------------------------------------------
 

@@ -224,6 +224,7 @@ class State:
     coprocessors: dict[Address, Coprocessor] = field(default_factory=dict)
     tasks: dict[int, Task] = field(default_factory=dict)
     finished: dict[int, tuple[str, Address | None]] = field(default_factory=dict)
+    nonces: dict[Address, int] = field(default_factory=dict)
     totals: Totals = field(default_factory=Totals)
 
 

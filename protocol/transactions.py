@@ -249,6 +249,19 @@ class AuditFault(Tx):
     finder: str | None = None
 
 
+class Signed(Tx):
+    """An outside transaction and the sender nonce it consumed (the signature is checked
+    at the cluster's edge; logging the nonce keeps replays refused after a restart)."""
+
+    kind: Literal["signed"] = "signed"
+    sender: str
+    nonce: int
+    tx: dict[str, Any]
+
+    def apply(self, protocol: Protocol) -> Any:
+        return protocol.apply_signed(self.sender, self.nonce, parse_tx(self.tx))
+
+
 AnyTx = Annotated[
     Genesis
     | InitializeRound
@@ -277,7 +290,8 @@ AnyTx = Annotated[
     | RefundTask
     | FailCoprocessor
     | FailOperator
-    | AuditFault,
+    | AuditFault
+    | Signed,
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyTx)

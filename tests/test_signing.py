@@ -14,8 +14,6 @@ from cluster.keys import KeystoreError, create_key, list_keys, load_key
 from cluster.signing import (
     ACTOR_FIELD,
     MalformedTx,
-    NonceBook,
-    NonceError,
     SignedTx,
     apply_signed,
     sign_tx,
@@ -28,6 +26,7 @@ from protocol.errors import (
     BadSignature,
     DuplicateTransaction,
     InsufficientBalance,
+    NonceError,
     NotOwner,
 )
 
@@ -51,14 +50,14 @@ def net(keys: tuple[SigningKey, SigningKey]) -> Protocol:
 
 
 def refused_unchanged(
-    p: Protocol, nonces: NonceBook, signed: SignedTx, error: type[Exception]
+    p: Protocol, signed: SignedTx, error: type[Exception]
 ) -> pytest.ExceptionInfo[Exception]:
-    """Assert ``signed`` is refused with ``error`` and neither state nor nonces moved."""
-    before, book = p.state_hash(), dict(nonces.nonces)
+    """Assert ``signed`` is refused with ``error`` and the state (nonces included) did not move."""
+    before, book = p.state_hash(), dict(p.state.nonces)
     with pytest.raises(error) as info:
-        apply_signed(p, signed, nonces)
+        apply_signed(p, signed)
     assert p.state_hash() == before
-    assert nonces.nonces == book
+    assert p.state.nonces == book
     assert "\n" not in str(info.value)
     return info
 
@@ -114,15 +113,14 @@ def test_keystore_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_signed_bond_and_transfer_apply(net: Protocol, keys: tuple[SigningKey, SigningKey]) -> None:
     alice, bob = keys
     a, b = addr(alice), addr(bob)
-    nonces = NonceBook()
     bond = txs.Bond(delegator=a, operator=a, amount=100 * TOKEN)
-    apply_signed(net, sign_tx(alice, 0, bond), nonces)
+    apply_signed(net, sign_tx(alice, 0, bond))
     transfer = txs.Transfer(sender=a, to=b, amount=5 * TOKEN)
-    apply_signed(net, sign_tx(alice, 1, transfer), nonces)
+    apply_signed(net, sign_tx(alice, 1, transfer))
     assert net.operator_stake(a) == 100 * TOKEN
     assert net.balance(a) == FUNDS - 105 * TOKEN
     assert net.balance(b) == FUNDS + 5 * TOKEN
-    assert nonces.next(a) == 2 and nonces.next(b) == 0
+    assert net.nonce(a) == 2 and net.nonce(b) == 0
 
 
 def test_signed_tx_survives_a_json_round_trip(
@@ -132,40 +130,38 @@ def test_signed_tx_survives_a_json_round_trip(
     a = addr(alice)
     signed = sign_tx(alice, 0, txs.Bond(delegator=a, operator=a, amount=TOKEN))
     wire = SignedTx.model_validate_json(signed.model_dump_json())
-    apply_signed(net, wire, nonces := NonceBook())
-    assert nonces.next(a) == 1
+    apply_signed(net, wire)
+    assert net.nonce(a) == 1
 
 
 def test_forged_signature_is_refused(net: Protocol, keys: tuple[SigningKey, SigningKey]) -> None:
     alice, bob = keys
     a = addr(alice)
-    nonces = NonceBook()
     signed = sign_tx(alice, 0, txs.Transfer(sender=a, to=addr(bob), amount=TOKEN))
     sig = bytearray(bytes.fromhex(signed.signature))
     sig[0] ^= 1
     flipped = signed.model_copy(update={"signature": sig.hex()})
-    info = refused_unchanged(net, nonces, flipped, BadSignature)
+    info = refused_unchanged(net, flipped, BadSignature)
     assert a in str(info.value)
     # Signed by bob but claiming to be alice.
     by_bob = sign_tx(bob, 0, txs.Transfer(sender=a, to=addr(bob), amount=TOKEN))
-    refused_unchanged(net, nonces, by_bob.model_copy(update={"sender": a}), BadSignature)
+    refused_unchanged(net, by_bob.model_copy(update={"sender": a}), BadSignature)
     # A valid signature over different contents.
     tampered = signed.model_copy(update={"tx": {**signed.tx, "amount": 10 * TOKEN}})
-    refused_unchanged(net, nonces, tampered, BadSignature)
+    refused_unchanged(net, tampered, BadSignature)
     for junk in ("zz", "00" * 10):
-        refused_unchanged(net, nonces, signed.model_copy(update={"signature": junk}), BadSignature)
-    refused_unchanged(net, nonces, signed.model_copy(update={"sender": a.upper()}), BadSignature)
-    assert nonces.next(a) == 0
-    apply_signed(net, signed, nonces)  # the genuine one still works at nonce 0
+        refused_unchanged(net, signed.model_copy(update={"signature": junk}), BadSignature)
+    refused_unchanged(net, signed.model_copy(update={"sender": a.upper()}), BadSignature)
+    assert net.nonce(a) == 0
+    apply_signed(net, signed)  # the genuine one still works at nonce 0
 
 
 def test_replay_is_refused(net: Protocol, keys: tuple[SigningKey, SigningKey]) -> None:
     alice, bob = keys
     a = addr(alice)
-    nonces = NonceBook()
     signed = sign_tx(alice, 0, txs.Transfer(sender=a, to=addr(bob), amount=TOKEN))
-    apply_signed(net, signed, nonces)
-    info = refused_unchanged(net, nonces, signed, DuplicateTransaction)
+    apply_signed(net, signed)
+    info = refused_unchanged(net, signed, DuplicateTransaction)
     assert a in str(info.value) and "expected nonce 1" in str(info.value)
 
 
@@ -173,7 +169,7 @@ def test_future_nonce_is_refused(net: Protocol, keys: tuple[SigningKey, SigningK
     alice, _ = keys
     a = addr(alice)
     signed = sign_tx(alice, 3, txs.Bond(delegator=a, operator=a, amount=TOKEN))
-    info = refused_unchanged(net, NonceBook(), signed, NonceError)
+    info = refused_unchanged(net, signed, NonceError)
     assert a in str(info.value) and "expected nonce 0" in str(info.value)
 
 
@@ -184,10 +180,10 @@ def test_acting_for_another_account_is_refused(
     a, b = addr(alice), addr(bob)
     # Alice signs correctly, but the bond spends bob's balance.
     signed = sign_tx(alice, 0, txs.Bond(delegator=b, operator=b, amount=TOKEN))
-    info = refused_unchanged(net, NonceBook(), signed, NotOwner)
+    info = refused_unchanged(net, signed, NotOwner)
     assert "delegator" in str(info.value)
     steal = sign_tx(alice, 0, txs.Transfer(sender=b, to=a, amount=TOKEN))
-    refused_unchanged(net, NonceBook(), steal, NotOwner)
+    refused_unchanged(net, steal, NotOwner)
 
 
 def test_protocol_refusal_does_not_consume_the_nonce(
@@ -195,12 +191,11 @@ def test_protocol_refusal_does_not_consume_the_nonce(
 ) -> None:
     alice, _ = keys
     a = addr(alice)
-    nonces = NonceBook()
     too_much = sign_tx(alice, 0, txs.Bond(delegator=a, operator=a, amount=FUNDS + 1))
-    refused_unchanged(net, nonces, too_much, InsufficientBalance)
-    assert nonces.next(a) == 0
-    apply_signed(net, sign_tx(alice, 0, txs.Bond(delegator=a, operator=a, amount=TOKEN)), nonces)
-    assert nonces.next(a) == 1 and net.operator_stake(a) == TOKEN
+    refused_unchanged(net, too_much, InsufficientBalance)
+    assert net.nonce(a) == 0
+    apply_signed(net, sign_tx(alice, 0, txs.Bond(delegator=a, operator=a, amount=TOKEN)))
+    assert net.nonce(a) == 1 and net.operator_stake(a) == TOKEN
 
 
 @pytest.mark.parametrize(
@@ -216,7 +211,7 @@ def test_cluster_only_kinds_are_refused(
     net: Protocol, keys: tuple[SigningKey, SigningKey], tx: txs.Tx
 ) -> None:
     alice, _ = keys
-    info = refused_unchanged(net, NonceBook(), sign_tx(alice, 0, tx), NotOwner)
+    info = refused_unchanged(net, sign_tx(alice, 0, tx), NotOwner)
     assert tx.kind in str(info.value)
     assert tx.kind not in ACTOR_FIELD
 
@@ -227,7 +222,7 @@ def test_malformed_tx_is_refused(net: Protocol, keys: tuple[SigningKey, SigningK
     plain = {"kind": "bond", "delegator": a, "operator": a, "amount": 1, "extra": 1}
     sig = alice.sign(signing_message(a, 0, plain)).signature.hex()
     signed = SignedTx(sender=a, nonce=0, tx=plain, signature=sig)
-    refused_unchanged(net, NonceBook(), signed, MalformedTx)
+    refused_unchanged(net, signed, MalformedTx)
 
 
 def test_set_commission_uses_the_signed_sender(
@@ -235,21 +230,20 @@ def test_set_commission_uses_the_signed_sender(
 ) -> None:
     alice, bob = keys
     a, b = addr(alice), addr(bob)
-    nonces = NonceBook()
-    apply_signed(net, sign_tx(alice, 0, txs.Bond(delegator=a, operator=a, amount=TOKEN)), nonces)
+    apply_signed(net, sign_tx(alice, 0, txs.Bond(delegator=a, operator=a, amount=TOKEN)))
     register = txs.RegisterOperator(operator=a, reward_cut=100_000, fee_share=900_000)
-    apply_signed(net, sign_tx(alice, 1, register), nonces)
+    apply_signed(net, sign_tx(alice, 1, register))
     change = txs.SetCommission(operator=a, reward_cut=150_000)
-    unwrapped = verify_and_unwrap(sign_tx(alice, 2, change), nonces)
+    unwrapped = verify_and_unwrap(sign_tx(alice, 2, change))
     assert unwrapped.sender == a  # type: ignore[attr-defined]
     # Bob cannot change alice's commission, whatever sender field he writes.
     forged = txs.SetCommission(operator=a, reward_cut=150_000, sender=a)
-    refused_unchanged(net, nonces, sign_tx(bob, 0, forged), NotOwner)
+    refused_unchanged(net, sign_tx(bob, 0, forged), NotOwner)
     # Alice cannot name another sender either.
     other = txs.SetCommission(operator=a, reward_cut=150_000, sender=b)
-    refused_unchanged(net, nonces, sign_tx(alice, 2, other), NotOwner)
-    apply_signed(net, sign_tx(alice, 2, change), nonces)
-    assert nonces.next(a) == 3
+    refused_unchanged(net, sign_tx(alice, 2, other), NotOwner)
+    apply_signed(net, sign_tx(alice, 2, change))
+    assert net.nonce(a) == 3
 
 
 # --- the signed message ----------------------------------------------------------
@@ -290,6 +284,23 @@ def test_sign_tx_round_trip(keys: tuple[SigningKey, SigningKey]) -> None:
     a = addr(alice)
     tx = txs.Transfer(sender=a, to=OTHER, amount=7)
     assert sign_tx(alice, 4, tx) == sign_tx(alice, 4, tx)  # Ed25519 is deterministic
-    nonces = NonceBook({a: 4})
-    assert verify_and_unwrap(sign_tx(alice, 4, tx), nonces) == tx
-    assert nonces.next(a) == 4  # verification alone consumes nothing
+    assert verify_and_unwrap(sign_tx(alice, 4, tx)) == tx
+
+
+def test_nonces_survive_the_durable_log(
+    tmp_path: Path, keys: tuple[SigningKey, SigningKey]
+) -> None:
+    """A replay stays refused after recovery: the nonce is logged with its transaction."""
+    from protocol.ledger import Ledger
+
+    alice, bob = keys
+    a = addr(alice)
+    ledger = Ledger.create(tmp_path / "ledger", Params(), {a: FUNDS, addr(bob): FUNDS})
+    signed = sign_tx(alice, 0, txs.Transfer(sender=a, to=addr(bob), amount=TOKEN))
+    apply_signed(ledger.protocol, signed)
+    ledger.close()
+    reopened = Ledger.open(tmp_path / "ledger")
+    assert reopened.protocol.nonce(a) == 1
+    refused_unchanged(reopened.protocol, signed, DuplicateTransaction)
+    assert Ledger.replay(tmp_path / "ledger").state_hash() == reopened.protocol.state_hash()
+    reopened.close()
