@@ -1,97 +1,459 @@
-"""The ``stakeray`` command line."""
+"""The ``stakeray`` command line: run, up, submit, status, tx, down, verify, keys."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from protocol import TOKEN, ProtocolError
+from protocol import ProtocolError
 from protocol.ledger import Ledger, LedgerError
+from protocol.units import tokens
 
-from .config import ConfigError, load_config
-from .economy import run_economy
+from .actors import NAMESPACE
+from .chaos import ChaosError, ChaosPlan
+from .config import ConfigError, RunConfig, load_config, load_workload
+from .gateway import GatewayError
+from .keys import KeystoreError, create_key, list_keys, load_key
+from .runner import RUN_FILES, RunError, RunResult, run_cluster
+from .tables import coprocessor_table, format_tokens, network_line, operator_table
+
+STATE_FILE = "cluster.json"
+CONFIG_FILE = "config.json"
 
 
-def format_tokens(amount: int, places: int = 4) -> str:
-    """Format base units as tokens (display only; money stays integer)."""
-    whole, frac = divmod(abs(amount), TOKEN)
-    sign = "-" if amount < 0 else ""
-    return f"{sign}{whole:,}.{frac * 10**places // TOKEN:0{places}d}"
+# --- run and verify ---------------------------------------------------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.workload)
-    if args.rounds is not None:
-        config.workload.rounds = args.rounds
+    if config.workload is None:
+        raise ConfigError(f"{args.config}: workload: missing; add it or pass --workload FILE")
+    if args.count is not None:
+        workload = config.workload.model_copy(update={"count": args.count, "duration_s": None})
+        config = config.model_copy(update={"workload": workload})
     out = Path(args.out)
-    if (out / "ledger" / "events.log").exists():
-        if not args.overwrite:
-            print(
-                f"error: --out {out}: already holds a run; choose another directory"
-                " or pass --overwrite",
-                file=sys.stderr,
-            )
-            return 2
-        remove_run(out)
-    result = run_economy(config, out, progress=not args.quiet)
-    print(f"{'operator':<16}{'stake':>22}{'delegators':>12}{'rewards':>22}{'fees':>18}")
-    for op in sorted(result.rewards):
-        print(
-            f"{op:<16}{format_tokens(result.stakes.get(op, 0)):>22}"
-            f"{result.delegator_counts.get(op, 0):>12}"
-            f"{format_tokens(result.rewards[op]):>22}{format_tokens(result.fees[op]):>18}"
-        )
-    print(
-        f"rounds {result.rounds}  minted {format_tokens(result.minted)}  "
-        f"conservation {'ok' if result.conservation_ok else 'FAILED'}  "
-        f"state {result.state_hash[:16]}  ({result.elapsed_s:.1f} s) -> {out}"
+    prepare_out(out, args.overwrite)
+    result = run_cluster(
+        config,
+        out,
+        address=args.address,
+        chaos=ChaosPlan.parse(args.chaos),
+        progress=not args.quiet,
+        local=args.local,
+        paced=not args.no_pace,
     )
-    return 0 if result.conservation_ok else 1
+    print_result(result)
+    return 0 if result.summary["conservation_ok"] else 1
 
 
-def remove_run(directory: Path) -> None:
-    """Delete what a previous run wrote in ``directory`` (and nothing else)."""
-    shutil.rmtree(directory / "ledger", ignore_errors=True)
-    for name in ("rounds.csv", "summary.json"):
-        (directory / name).unlink(missing_ok=True)
+def prepare_out(out: Path, overwrite: bool) -> None:
+    if (out / "ledger" / "events.log").exists():
+        if not overwrite:
+            raise RunError(
+                f"--out {out}: already holds a run; choose another directory or pass --overwrite"
+            )
+        shutil.rmtree(out / "ledger", ignore_errors=True)
+        for name in (*RUN_FILES, STATE_FILE, CONFIG_FILE):
+            (out / name).unlink(missing_ok=True)
+
+
+def print_result(result: RunResult) -> None:
+    s = result.summary
+    print(operator_table(result.status, result.rewards, result.fees))
+    print()
+    print(coprocessor_table(result.status))
+    print()
+    print(
+        f"tasks {s['tasks_submitted']}: settled {s['tasks_settled']}, refunded"
+        f" {s['tasks_refunded']}, failed {s['tasks_failed']}  "
+        f"{s['throughput_tasks_per_s']:.1f} tasks/s  rounds {s['rounds']}  "
+        f"minted {format_tokens(int(s['minted']))}  burned {format_tokens(int(s['burned']))}"
+    )
+    if s.get("chaos"):
+        print("chaos: " + "; ".join(f"{t} s {name}" for t, name, _ in s["chaos"]))
+    print(
+        f"conservation {'ok' if s['conservation_ok'] else 'FAILED'}  "
+        f"state {s['state_hash'][:16]}  -> {result.directory}"
+    )
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Replay a run's log from genesis, check every invariant, compare the state hash."""
+    """Replay a run's log from genesis, check every invariant, compare with the summary."""
     directory = Path(args.dir)
     protocol = Ledger.replay(directory / "ledger")
     protocol.check_invariants()
     stake_dust, fee_dust = protocol.unclaimable()
     digest = protocol.state_hash()
     print(f"state {digest}")
-    print(f"rounds {protocol.round}  invariants ok  unclaimable dust {stake_dust}/{fee_dust}")
+    outcomes = Counter(done[0] for done in protocol.state.finished.values())
+    print(
+        f"rounds {protocol.round}  invariants ok  tasks "
+        + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+        + f"  open {len(protocol.state.tasks)}  unclaimable dust {stake_dust}/{fee_dust}"
+    )
     summary_path = directory / "summary.json"
-    if summary_path.exists():
-        recorded = json.loads(summary_path.read_text()).get("state_hash")
-        if recorded != digest:
-            print(f"error: state hash differs from summary.json ({recorded})", file=sys.stderr)
+    if not summary_path.exists():
+        return 0
+    summary = json.loads(summary_path.read_text())
+    if summary.get("state_hash") != digest:
+        print(
+            f"error: state hash differs from summary.json ({summary.get('state_hash')})",
+            file=sys.stderr,
+        )
+        return 1
+    for key in ("settled", "refunded", "failed"):
+        recorded = summary.get(f"tasks_{key}")
+        if recorded is not None and recorded != outcomes.get(key, 0):
+            print(
+                f"error: summary.json tasks_{key} {recorded} != ledger {outcomes.get(key, 0)}",
+                file=sys.stderr,
+            )
             return 1
-        print("matches summary.json")
+    print("matches summary.json")
     return 0
+
+
+# --- a long-lived network: up, submit, status, tx, down ------------------------------------
+
+
+def connect(directory: Path) -> tuple[RunConfig, dict[str, Any]]:
+    """Join the cluster a ``stakeray up`` recorded in ``directory``."""
+    state_path = directory / STATE_FILE
+    if not state_path.exists():
+        raise RunError(f"--dir {directory}: no network is up here (run `stakeray up` first)")
+    state = json.loads(state_path.read_text())
+    config = RunConfig.model_validate_json((directory / CONFIG_FILE).read_text())
+    import logging
+
+    import ray
+
+    from .runner import quiet_ray_env
+
+    quiet_ray_env()
+    if state.get("auth_disabled"):
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(
+        address=state["address"],
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+        namespace=NAMESPACE,
+    )
+    return config, state
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import logging
+
+    import ray
+
+    from .actors import COORDINATOR_NAME, deploy
+    from .runner import check_resources, quiet_ray_env
+
+    config = load_config(args.config, args.workload)
+    out = Path(args.out)
+    prepare_out(out, args.overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    quiet_ray_env()
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    started = False
+    if not address:
+        command = ["ray", "start", "--head", "--include-dashboard=false", "--disable-usage-stats"]
+        command += [f"--port={args.port}", f"--num-cpus={args.num_cpus or os.cpu_count() or 2}"]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+            raise RunError(f"ray start failed: {tail[0] if tail else done.returncode}")
+        started = True
+        address = "auto"
+    ray.init(
+        address=address, logging_level=logging.WARNING, log_to_driver=False, namespace=NAMESPACE
+    )
+    try:
+        try:
+            ray.get_actor(COORDINATOR_NAME)
+        except ValueError:
+            pass
+        else:
+            raise RunError("a stakeray network is already up on this cluster; `stakeray down` it")
+        check_resources(config, ray.cluster_resources())
+        deploy(config, out, detached=True)
+        gcs = ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+    (out / CONFIG_FILE).write_text(config.model_dump_json(indent=2))
+    state = {"address": gcs, "started_head": started}
+    (out / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    print(
+        f"network up on {gcs}: {len(config.network.operators)} operators, "
+        f"{len(config.network.coprocessors)} coprocessors -> {out}"
+    )
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    import ray
+
+    from .actors import find_deployment
+    from .gateway import Gateway, Progress
+    from .runner import write_tasks_csv
+    from .transport import RayTransport
+    from .workload import generate_tasks
+
+    directory = Path(args.dir)
+    config, _ = connect(directory)
+    try:
+        workload = load_workload(args.workload)
+        if args.count is not None:
+            workload = workload.model_copy(update={"count": args.count, "duration_s": None})
+        tasks = generate_tasks(workload)
+        deployment = find_deployment(config)
+        transport = RayTransport()
+        first = transport.get(deployment.coordinator.next_task_id.remote())
+        gateway = Gateway(
+            transport, deployment.coordinator, deployment.operator_hosts, deployment.host_of, config
+        )
+        bar = Progress(len(tasks), enabled=not args.quiet)
+        try:
+            records = gateway.run(
+                tasks,
+                first_id=first,
+                deadline_rounds=workload.deadline_rounds,
+                paced=not args.no_pace,
+                progress=bar,
+            )
+        finally:
+            bar.close()
+    finally:
+        ray.shutdown()
+    write_tasks_csv(directory / "tasks.csv", records, append=True)
+    state_path = directory / STATE_FILE
+    state = json.loads(state_path.read_text())
+    state["elapsed_s"] = state.get("elapsed_s", 0.0) + bar_elapsed(bar)
+    state_path.write_text(json.dumps(state, indent=2) + "\n")
+    counts = Counter(r.outcome for r in records)
+    print(f"submitted {len(records)} tasks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import ray
+
+    from .actors import find_deployment
+
+    config, _ = connect(Path(args.dir))
+    try:
+        status = ray.get(find_deployment(config).coordinator.status.remote())
+    finally:
+        ray.shutdown()
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+        return 0
+    print(network_line(status))
+    print()
+    print(operator_table(status))
+    print()
+    print(coprocessor_table(status))
+    return 0
+
+
+TX_KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    # CLI name: (protocol kind, actor field, fields in order)
+    "transfer": ("transfer", "sender", ("to", "amount")),
+    "bond": ("bond", "delegator", ("operator", "amount")),
+    "unbond": ("unbond", "delegator", ("amount",)),
+    "rebond": ("rebond", "delegator", ("lock_id",)),
+    "withdraw": ("withdraw_stake", "delegator", ("lock_id",)),
+    "withdraw-fees": ("withdraw_fees", "delegator", ("amount",)),
+    "claim": ("claim_earnings", "delegator", ()),
+    "register": ("register_operator", "operator", ("reward_cut", "fee_share")),
+    "commission": ("set_commission", "operator", ("reward_cut", "fee_share")),
+    "vote": ("vote", "voter", ("proposal_id", "choice")),
+}
+TOKEN_FIELDS = {"amount"}
+INT_FIELDS = {"lock_id", "reward_cut", "fee_share", "proposal_id"}
+
+
+def build_tx(kind: str, actor: str, values: list[str]) -> dict[str, Any]:
+    """Build the plain transaction for ``stakeray tx KIND FIELD=VALUE ...``."""
+    protocol_kind, actor_field, fields = TX_KINDS[kind]
+    plain: dict[str, Any] = {"kind": protocol_kind, actor_field: actor}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or name not in fields:
+            raise RunError(
+                f"tx {kind}: {item!r}: expected one of {', '.join(fields) or '(none)'}=VALUE"
+            )
+        try:
+            if name in TOKEN_FIELDS:
+                plain[name] = tokens(value)
+            elif name in INT_FIELDS:
+                plain[name] = int(value)
+            else:
+                plain[name] = value
+        except (ValueError, ArithmeticError):
+            raise RunError(f"tx {kind}: {name}: not a number: {value!r}") from None
+    missing = [f for f in fields if f not in plain and kind != "commission"]
+    if missing:
+        raise RunError(f"tx {kind}: missing {', '.join(f'{m}=' for m in missing)}")
+    return plain
+
+
+def cmd_tx(args: argparse.Namespace) -> int:
+    import ray
+
+    from protocol.transactions import parse_tx
+
+    from .actors import find_deployment
+    from .signing import sign_tx
+
+    key = load_key(args.key, args.keystore)
+    actor = bytes(key.verify_key).hex()
+    plain = build_tx(args.kind, actor, args.fields)
+    try:
+        transaction = parse_tx(plain)
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise RunError(f"tx {args.kind}: {first[1] if len(first) > 1 else first[0]}") from None
+    config, _ = connect(Path(args.dir))
+    try:
+        coordinator = find_deployment(config).coordinator
+        nonce = args.nonce if args.nonce is not None else ray.get(coordinator.nonce.remote(actor))
+        signed = sign_tx(key, nonce, transaction)
+        ok, message = ray.get(coordinator.submit_signed.remote(signed))
+    finally:
+        ray.shutdown()
+    if not ok:
+        print(f"error: refused: {message}", file=sys.stderr)
+        return 1
+    print(
+        f"accepted {args.kind} from {actor[:12]}... nonce {nonce}"
+        + (f": {message}" if message else "")
+    )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    import ray
+
+    from .actors import find_deployment
+    from .runner import finish_directory
+    from .transport import RayTransport
+
+    directory = Path(args.dir)
+    config, state = connect(directory)
+    try:
+        deployment = find_deployment(config)
+        summary, *_ = finish_directory(
+            directory, deployment, RayTransport(), None, state.get("elapsed_s", 0.0)
+        )
+        for handle in deployment.handles():
+            ray.kill(handle, no_restart=True)
+    finally:
+        ray.shutdown()
+    if state.get("started_head"):
+        subprocess.run(["ray", "stop"], capture_output=True, check=False)
+    (directory / STATE_FILE).unlink(missing_ok=True)
+    print(
+        f"network down: rounds {summary['rounds']}  conservation "
+        f"{'ok' if summary['conservation_ok'] else 'FAILED'}  state {summary['state_hash'][:16]}"
+    )
+    return 0 if summary["conservation_ok"] else 1
+
+
+def bar_elapsed(bar: Any) -> float:
+    import time
+
+    return time.monotonic() - bar.started
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    if args.action == "new":
+        if not args.name:
+            raise KeystoreError("keys new: give a NAME")
+        print(create_key(args.name, args.keystore))
+    else:
+        for name, address in list_keys(args.keystore).items():
+            print(f"{name}  {address}")
+    return 0
+
+
+# --- the parser -----------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stakeray", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a network and workload, write a run directory")
+
+    run = sub.add_parser("run", help="run a network and workload on Ray, write a run directory")
     run.add_argument("config", help="YAML with the network (and the workload)")
     run.add_argument("--workload", help="separate workload YAML")
     run.add_argument("--out", required=True, help="run directory to create")
-    run.add_argument("--rounds", type=int, help="override workload.rounds")
-    run.add_argument("--quiet", action="store_true", help="no progress line")
+    run.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else local)")
+    run.add_argument("--chaos", help="kill-coordinator=N,kill-coprocessor=N,kill-node=N")
+    run.add_argument("--count", type=int, help="override the workload's task count")
+    run.add_argument("--no-pace", action="store_true", help="submit at once, ignore arrival times")
+    run.add_argument("--local", action="store_true", help="run in this process without Ray")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     run.set_defaults(func=cmd_run)
+
     verify = sub.add_parser("verify", help="replay a run's log and check it")
     verify.add_argument("dir", help="run directory")
     verify.set_defaults(func=cmd_verify)
+
+    up = sub.add_parser("up", help="start (or join) Ray and deploy a long-lived network")
+    up.add_argument("config", help="YAML with the network")
+    up.add_argument("--workload", help="workload YAML whose deadline the network uses")
+    up.add_argument("--out", required=True, help="run directory of this network")
+    up.add_argument("--address", help="Ray cluster to join (default: start a local head)")
+    up.add_argument("--port", type=int, default=6379, help="port of a local head (default 6379)")
+    up.add_argument("--num-cpus", type=int, help="CPUs of a local head")
+    up.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    up.set_defaults(func=cmd_up)
+
+    submit = sub.add_parser("submit", help="submit a workload to a network that is up")
+    submit.add_argument("workload", help="workload YAML")
+    submit.add_argument("--dir", required=True, help="run directory given to `up`")
+    submit.add_argument("--count", type=int, help="override the workload's task count")
+    submit.add_argument("--no-pace", action="store_true", help="submit at once")
+    submit.add_argument("--quiet", action="store_true", help="no progress bar")
+    submit.set_defaults(func=cmd_submit)
+
+    status = sub.add_parser("status", help="operators and coprocessors of a network that is up")
+    status.add_argument("--dir", required=True, help="run directory given to `up`")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_status)
+
+    tx = sub.add_parser("tx", help="sign and send a protocol transaction from the keystore")
+    tx.add_argument("kind", choices=sorted(TX_KINDS), help="transaction")
+    tx.add_argument("fields", nargs="*", help="FIELD=VALUE (amounts in tokens)")
+    tx.add_argument("--key", required=True, help="key name or address in the keystore")
+    tx.add_argument("--dir", required=True, help="run directory given to `up`")
+    tx.add_argument(
+        "--keystore", help="keystore directory (default: STAKERAY_KEYSTORE or ~/.stakeray/keys)"
+    )
+    tx.add_argument("--nonce", type=int, help="nonce to sign with (default: the account's next)")
+    tx.set_defaults(func=cmd_tx)
+
+    down = sub.add_parser("down", help="finish a network: snapshot, summary, stop its actors")
+    down.add_argument("--dir", required=True, help="run directory given to `up`")
+    down.set_defaults(func=cmd_down)
+
+    keys = sub.add_parser("keys", help="manage the local Ed25519 keystore")
+    keys.add_argument("action", choices=["new", "list"])
+    keys.add_argument("name", nargs="?", help="key name (for new)")
+    keys.add_argument("--keystore", help="keystore directory")
+    keys.set_defaults(func=cmd_keys)
     return parser
 
 
@@ -99,9 +461,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, LedgerError, ProtocolError) as exc:
+    except (
+        ConfigError,
+        LedgerError,
+        ProtocolError,
+        RunError,
+        ChaosError,
+        GatewayError,
+        KeystoreError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,16 +1,22 @@
-"""Run configuration in YAML, validated by pydantic; a bad file gets a one-line error."""
+"""Network and workload configuration in YAML, validated by pydantic; one-line errors."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+import workers
 from protocol import Params
 from protocol.errors import InvalidParams
-from protocol.units import PPM, Amount, tokens
+from protocol.units import PPM, Address, Amount, tokens
+
+from .workload import WorkloadSpec
+
+CLIENT: Address = "client"
+"""The account that pays task fees (funded with ``network.client_balance``)."""
 
 
 class ConfigError(ValueError):
@@ -49,41 +55,116 @@ class DelegatorsConfig(BaseModel):
     _bounds = field_validator("stake_min", "stake_max")(lambda v: _to_base_units(v))
 
 
+class CoprocessorConfig(BaseModel):
+    """A coprocessor: collateral, concurrent capacity, pricing and (for experiments) faults."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    collateral: TokenAmount
+    capacity: Annotated[int, Field(ge=1)] = 4
+    cost_ppm: Annotated[int, Field(ge=0, le=PPM)] = 200_000
+    margin: TokenAmount = 0
+    fault_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    late_s: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
+    host: Annotated[int, Field(ge=0)] | None = None
+
+    _money = field_validator("collateral", "margin")(lambda v: _to_base_units(v))
+
+
+class HostsConfig(BaseModel):
+    """How many actors host the participants, and where they are placed."""
+
+    model_config = ConfigDict(extra="forbid")
+    operator_hosts: Annotated[int, Field(ge=1, le=64)] = 2
+    coprocessor_hosts: Annotated[int, Field(ge=1, le=64)] = 1
+    gpus_per_coprocessor_host: Annotated[float, Field(ge=0.0, le=8.0)] = 0.0
+    coprocessor_resource: str | None = None
+    coordinator_resource: str | None = None
+
+
+class ClockConfig(BaseModel):
+    """A round lasts ``every_s`` seconds or ``every_tasks`` settled tasks (give one)."""
+
+    model_config = ConfigDict(extra="forbid")
+    every_s: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+    every_tasks: Annotated[int, Field(ge=1)] | None = 100
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if self.every_s is not None and self.every_tasks is not None:
+            raise ValueError("give one of every_s and every_tasks, not both")
+        if self.every_s is None and self.every_tasks is None:
+            raise ValueError("give one of every_s and every_tasks")
+        return self
+
+
+class MarketConfig(BaseModel):
+    """How the cluster moves work: batches, in-flight bound, self-execution, timeouts, clock."""
+
+    model_config = ConfigDict(extra="forbid")
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 50
+    max_inflight: Annotated[int, Field(ge=1, le=1_000)] = 4
+    self_execute_max_size: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    execute_timeout_s: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 30.0
+    host_cooldown_s: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 2.0
+    clock: ClockConfig = ClockConfig()
+
+    @field_validator("self_execute_max_size")
+    @classmethod
+    def _kinds(cls, sizes: dict[str, int]) -> dict[str, int]:
+        for kind in sizes:
+            if kind not in workers.KINDS:
+                raise ValueError(
+                    f"unknown task kind {kind!r}; choose from {', '.join(workers.KINDS)}"
+                )
+        return sizes
+
+
 class NetworkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     operators: list[OperatorConfig] = Field(min_length=1)
     delegators: DelegatorsConfig = DelegatorsConfig()
+    coprocessors: list[CoprocessorConfig] = Field(default_factory=list)
+    accounts: dict[str, TokenAmount] = Field(default_factory=dict)
     client_balance: TokenAmount = 1_000_000
     params: dict[str, Any] = Field(default_factory=dict)
+    hosts: HostsConfig = HostsConfig()
+    market: MarketConfig = MarketConfig()
 
     _client = field_validator("client_balance")(lambda v: _to_base_units(v))
 
-    @field_validator("operators")
+    @field_validator("accounts")
     @classmethod
-    def _unique(cls, ops: list[OperatorConfig]) -> list[OperatorConfig]:
-        names = [op.name for op in ops]
-        if len(set(names)) != len(names):
-            raise ValueError("operator names must be unique")
-        return ops
+    def _accounts(cls, accounts: dict[str, Any]) -> dict[str, Amount]:
+        return {name: _to_base_units(v) for name, v in accounts.items()}
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        names = [op.name for op in self.operators] + [c.name for c in self.coprocessors]
+        names += list(self.accounts)
+        seen: set[str] = set()
+        for name in names:
+            if name in seen or name == CLIENT or name.startswith("delegator-"):
+                raise ValueError(f"account name {name!r} is used twice or reserved")
+            seen.add(name)
+        for c in self.coprocessors:
+            if c.host is not None and c.host >= self.hosts.coprocessor_hosts:
+                raise ValueError(
+                    f"coprocessor {c.name!r}: host {c.host} >= hosts.coprocessor_hosts"
+                )
+        return self
 
     def protocol_params(self) -> Params:
         return Params.build(**self.params)
 
 
-class WorkloadConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rounds: Annotated[int, Field(ge=1)] = 20
-    fees_per_round: TokenAmount = 10
-    payments_per_round: Annotated[int, Field(ge=0)] = 50
-
-    _fees = field_validator("fees_per_round")(lambda v: _to_base_units(v))
-
-
 class RunConfig(BaseModel):
+    """A network and the workload it runs (``workload`` may come from its own file)."""
+
     model_config = ConfigDict(extra="forbid")
     seed: int = 0
     network: NetworkConfig
-    workload: WorkloadConfig = WorkloadConfig()
+    workload: WorkloadSpec | None = None
 
 
 def _first_error(exc: ValidationError, source: str) -> ConfigError:
@@ -95,16 +176,26 @@ def _first_error(exc: ValidationError, source: str) -> ConfigError:
 def load_config(path: str | Path, workload: str | Path | None = None) -> RunConfig:
     """Load and validate a run configuration (and an optional separate workload file)."""
     data = _read_yaml(path)
+    source = str(path)
     if workload is not None:
         data["workload"] = _read_yaml(workload)
+        source = f"{path} + {workload}"
     try:
         config = RunConfig.model_validate(data)
         config.network.protocol_params()
     except ValidationError as exc:
-        raise _first_error(exc, str(path)) from None
+        raise _first_error(exc, source) from None
     except InvalidParams as exc:
         raise ConfigError(f"{path}: network.{exc}") from None
     return config
+
+
+def load_workload(path: str | Path) -> WorkloadSpec:
+    """Load and validate a workload file on its own (``stakeray submit``)."""
+    try:
+        return WorkloadSpec.model_validate(_read_yaml(path))
+    except ValidationError as exc:
+        raise _first_error(exc, str(path)) from None
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:

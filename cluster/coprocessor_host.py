@@ -1,0 +1,84 @@
+"""A coprocessor host: one executor (CuPy on a GPU, NumPy otherwise) shared by its coprocessors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import workers
+from workers.backend import get_xp
+
+from .config import CoprocessorConfig
+
+log = logging.getLogger("stakeray.coprocessor")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One task for one coprocessor: the spec travels, the inputs are made where it runs."""
+
+    task_id: int
+    coprocessor: str
+    spec: workers.TaskSpec
+    attempt: int = 0
+
+
+class CoprocessorHost:
+    """Executes job batches for the coprocessors it hosts; returns results in job order."""
+
+    def __init__(
+        self, index: int, coprocessors: Sequence[CoprocessorConfig], seed: int = 0
+    ) -> None:
+        self.index = index
+        self.names = [c.name for c in coprocessors]
+        self.faults = {
+            c.name: workers.FaultConfig(
+                rate=c.fault_rate, late_s=c.late_s, seed=zlib.crc32(f"{seed}:{c.name}".encode())
+            )
+            for c in coprocessors
+        }
+        self.backend = get_xp().__name__
+        self.executed = 0
+        self.busy_s = 0.0
+        log.info("coprocessor host %d: %s for %s", index, self.backend, ", ".join(self.names))
+
+    def info(self) -> dict[str, Any]:
+        """Where this host runs: backend, process, node and the GPUs Ray gave it."""
+        node, gpus = "", []
+        try:
+            import ray
+
+            if ray.is_initialized():
+                context = ray.get_runtime_context()
+                node = context.get_node_id()
+                gpus = [str(g) for g in context.get_accelerator_ids().get("GPU", [])]
+        except Exception:  # outside Ray there is no node to report
+            pass
+        return {
+            "index": self.index,
+            "coprocessors": self.names,
+            "backend": self.backend,
+            "pid": os.getpid(),
+            "node_id": node,
+            "gpu_ids": gpus,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+            "executed": self.executed,
+            "busy_s": round(self.busy_s, 3),
+        }
+
+    def execute(self, jobs: Sequence[Job]) -> list[Any]:
+        """Run every job (faulty coprocessors return wrong results at their rate)."""
+        started = time.perf_counter()
+        results = []
+        for job in jobs:
+            fault = self.faults.get(job.coprocessor)
+            # Kernels hand back host arrays (workers.backend.to_numpy), so results pickle anywhere.
+            results.append(workers.execute(job.spec, fault=fault))
+        self.executed += len(jobs)
+        self.busy_s += time.perf_counter() - started
+        return results

@@ -1,0 +1,268 @@
+"""An operator host: runs its operators' tasks, auctions the heavy ones, verifies, settles.
+
+One :meth:`OperatorHost.process` call handles a batch end to end with a few
+batched messages per attempt: one ``assign`` to the coordinator, one
+``execute`` per coprocessor host (results come back by object reference), one
+``report`` with the verified settlements and the faults. A fault re-offers
+the task without that coprocessor until ``max_attempts``; a host that died
+or did not answer in ``execute_timeout_s`` is a fault for each of its jobs,
+and the host sits out a cooldown (doubling while it keeps failing).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import workers
+from protocol.auction import run_dutch_auction
+from protocol.market import compute_ask, compute_required_collateral, is_coprocessor_eligible
+from protocol.reputation import compute_reputation
+from protocol.state import Coprocessor
+from protocol.units import Address, Amount, ppm_of
+
+from .config import RunConfig
+from .coordinator import Fault, MarketView, Order, TaskState
+from .coprocessor_host import Job
+from .transport import HostLost, LocalTransport, RayTransport, Transport
+
+log = logging.getLogger("stakeray.operator")
+
+OUTCOMES = ("settled", "refunded", "failed", "audited")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOrder:
+    """A task routed to an operator: its id, the operator, the spec, the fee, when it arrived."""
+
+    task_id: int
+    operator: Address
+    spec: workers.TaskSpec
+    fee: Amount
+    submitted_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One row of ``tasks.csv``."""
+
+    task_id: int
+    kind: str
+    size: int
+    operator: Address
+    coprocessor: Address
+    fee: Amount
+    price: Amount
+    attempts: int
+    outcome: str
+    latency_s: float
+
+
+def make_transport(kind: str) -> Transport:
+    return RayTransport() if kind == "ray" else LocalTransport()
+
+
+class OperatorHost:
+    """Hosts operators; see the module docstring for one batch's path."""
+
+    def __init__(
+        self,
+        index: int,
+        operators: Sequence[Address],
+        config: RunConfig,
+        coordinator: Any,
+        coprocessor_hosts: Sequence[Any],
+        transport: str = "ray",
+    ) -> None:
+        self.index = index
+        self.operators = list(operators)
+        self.params = config.network.protocol_params()
+        self.market = config.network.market
+        self.coordinator = coordinator
+        self.hosts = list(coprocessor_hosts)
+        self.host_of: dict[Address, int] = {}
+        self.pricing: dict[Address, tuple[int, Amount]] = {}
+        for i, c in enumerate(config.network.coprocessors):
+            count = config.network.hosts.coprocessor_hosts
+            self.host_of[c.name] = c.host if c.host is not None else i % count
+            self.pricing[c.name] = (c.cost_ppm, c.margin)
+        self.transport = make_transport(transport)
+        self.down_until: dict[int, float] = {}
+        self.strikes: dict[int, int] = {}
+        self.view: MarketView | None = None
+
+    # --- the auction ---------------------------------------------------------------
+
+    def available_hosts(self) -> set[int]:
+        now = time.monotonic()
+        return {i for i in range(len(self.hosts)) if self.down_until.get(i, 0.0) <= now}
+
+    def auction(
+        self, order: TaskOrder, book: dict[Address, Coprocessor], excluded: set[Address]
+    ) -> tuple[Address, Amount] | None:
+        """Clear one task's Dutch auction on ``book`` (updated in place); None: no taker."""
+        up = self.available_hosts()
+        names = [n for n in sorted(book) if n not in excluded and self.host_of.get(n) in up]
+        if not names:
+            return None
+        required = compute_required_collateral(order.fee, self.params)
+        eligible, asks, reputation, load = [], [], [], []
+        for name in names:
+            c = book[name]
+            ok = is_coprocessor_eligible(c, self.params, required)
+            cost_ppm, margin = self.pricing.get(name, (0, 0))
+            asks.append(
+                compute_ask(c, order.fee, ppm_of(order.fee, cost_ppm), margin, self.params)
+                if ok
+                else 0
+            )
+            eligible.append(ok)
+            reputation.append(compute_reputation(c.reputation_f))
+            load.append(c.load / c.capacity)
+        result = run_dutch_auction(
+            order.fee,
+            asks,
+            step_ppm=self.params.auction_step,
+            reserve_ppm=self.params.reserve_ratio,
+            reputation=reputation,
+            load=load,
+            eligible=eligible,
+        )
+        if result.winner is None:
+            return None
+        winner = book[names[result.winner]]
+        winner.load += 1
+        winner.free -= required
+        return winner.address, result.price
+
+    def is_self_executed(self, order: TaskOrder) -> bool:
+        limit = self.market.self_execute_max_size.get(order.spec.kind)
+        return limit is not None and order.spec.size <= limit
+
+    # --- one batch --------------------------------------------------------------------
+
+    def process(
+        self, orders: Sequence[TaskOrder], view: MarketView | None = None
+    ) -> tuple[list[TaskRecord], MarketView | None]:
+        """Run a batch to an outcome per task; return ``tasks.csv`` rows and the newest view."""
+        call, get = self.transport.call, self.transport.get
+        if view is not None:
+            self.view = view
+        if self.view is None:
+            self.view = get(call(self.coordinator, "view"))
+        by_id = {o.task_id: o for o in orders}
+        excluded: dict[int, set[Address]] = {t: set() for t in by_id}
+        attempts: dict[int, int] = dict.fromkeys(by_id, 0)
+        placed: dict[int, tuple[Address | None, Amount]] = {}
+        records: dict[int, TaskRecord] = {}
+        pending = list(by_id)
+        for _ in range(3 * self.params.max_attempts + 3):
+            if not pending:
+                break
+            book = copy.deepcopy(self.view.coprocessors)
+            out: list[Order] = []
+            for t in pending:
+                order = by_id[t]
+                won = (
+                    None if self.is_self_executed(order) else self.auction(order, book, excluded[t])
+                )
+                out.append((t, order.operator, *won) if won else (t, order.operator, None, None))
+            states, self.view = get(call(self.coordinator, "assign", out))
+            local: list[int] = []
+            jobs: dict[int, list[Job]] = {}
+            retry: list[int] = []
+            for t in pending:
+                state = states[t]
+                if state.status == "assigned":
+                    attempts[t] = state.attempts
+                    placed[t] = (state.coprocessor, state.price)
+                    if state.coprocessor is None:
+                        local.append(t)
+                    else:
+                        job = Job(t, state.coprocessor, by_id[t].spec, state.attempts)
+                        jobs.setdefault(self.host_of[state.coprocessor], []).append(job)
+                elif state.status in OUTCOMES or state.status == "unknown":
+                    records[t] = self.record(by_id[t], state, placed, attempts)
+                elif state.reason.startswith("OperatorNotActive"):
+                    log.warning("operator host %d: %s", self.index, state.reason)
+                    records[t] = self.record(by_id[t], state, placed, attempts)
+                else:
+                    retry.append(t)
+            futures = {h: call(self.hosts[h], "execute", batch) for h, batch in jobs.items()}
+            settled: list[int] = []
+            for t in local:
+                workers.execute(by_id[t].spec)  # the operator's own run: real work, trusted
+                settled.append(t)
+            faults = self.collect(futures, jobs, settled)
+            states, self.view = get(call(self.coordinator, "report", settled, faults))
+            for t in [*settled, *(f[0] for f in faults)]:
+                state = states[t]
+                if state.status == "open":
+                    attempts[t] = state.attempts
+                    excluded[t].update(c for f in faults if f[0] == t for c in [f[1]])
+                    retry.append(t)
+                else:
+                    records[t] = self.record(by_id[t], state, placed, attempts)
+            pending = retry
+        for t in pending:  # still open after every try: the coordinator's deadline decides
+            records[t] = self.record(by_id[t], TaskState(t, "open"), placed, attempts)
+        return [records[t] for t in by_id], self.view
+
+    def collect(
+        self, futures: dict[int, Any], jobs: dict[int, list[Job]], settled: list[int]
+    ) -> list[Fault]:
+        """Verify every host's results; a lost or silent host faults all of its jobs."""
+        faults: list[Fault] = []
+        if not futures:
+            return faults
+        ready, _ = self.transport.wait(
+            list(futures.values()), len(futures), self.market.execute_timeout_s
+        )
+        done = {id(f) for f in ready}
+        for h, future in futures.items():
+            try:
+                if id(future) not in done:
+                    raise HostLost(f"no answer in {self.market.execute_timeout_s} s")
+                results = self.transport.get(future, 0)
+                self.strikes.pop(h, None)
+            except HostLost as exc:
+                strikes = self.strikes.get(h, 0) + 1
+                self.strikes[h] = strikes
+                pause = self.market.host_cooldown_s * 2 ** (strikes - 1)
+                self.down_until[h] = time.monotonic() + pause
+                log.warning("operator host %d: coprocessor host %d lost (%s)", self.index, h, exc)
+                faults.extend((j.task_id, j.coprocessor, j.attempt) for j in jobs[h])
+                continue
+            for job, result in zip(jobs[h], results, strict=True):
+                if workers.verify(job.spec, result):
+                    settled.append(job.task_id)
+                else:
+                    faults.append((job.task_id, job.coprocessor, job.attempt))
+        return faults
+
+    def record(
+        self,
+        order: TaskOrder,
+        state: TaskState,
+        placed: dict[int, tuple[Address | None, Amount]],
+        attempts: dict[int, int],
+    ) -> TaskRecord:
+        coprocessor, price = placed.get(order.task_id, (None, 0))
+        settled = state.status in ("settled", "audited")
+        tries = attempts.get(order.task_id, 0) + (1 if settled else 0)
+        return TaskRecord(
+            task_id=order.task_id,
+            kind=order.spec.kind,
+            size=order.spec.size,
+            operator=order.operator,
+            coprocessor=(coprocessor or "") if settled else "",
+            fee=order.fee,
+            price=price if settled else 0,
+            attempts=max(tries, state.attempts),
+            outcome=state.status,
+            latency_s=round(time.time() - order.submitted_at, 4),
+        )

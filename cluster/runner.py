@@ -1,0 +1,380 @@
+"""A whole run: start or join Ray, deploy, feed the workload, drain, write the run directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .actors import NAMESPACE, Deployment, deploy, deploy_local
+from .chaos import ChaosMonkey, ChaosPlan
+from .config import RunConfig
+from .gateway import Gateway, Progress
+from .history import write_rounds_csv
+from .operator_host import TaskRecord
+from .transport import LocalTransport, RayTransport, Transport
+from .workload import generate_tasks
+
+log = logging.getLogger("stakeray.run")
+
+TASK_COLUMNS = [
+    "task_id",
+    "kind",
+    "size",
+    "operator",
+    "coprocessor",
+    "fee",
+    "price",
+    "attempts",
+    "outcome",
+    "latency_s",
+]
+RUN_FILES = ("tasks.csv", "rounds.csv", "summary.json")
+DEFAULT_COPROCESSOR_RESOURCE = "stakeray-coprocessor"
+
+
+class RunError(Exception):
+    """The run cannot start or finish (one line)."""
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the summary, the task rows and the per-operator totals."""
+
+    directory: Path
+    summary: dict[str, Any]
+    records: list[TaskRecord]
+    status: dict[str, Any]
+    rewards: dict[str, int] = field(default_factory=dict)
+    fees: dict[str, int] = field(default_factory=dict)
+
+
+# --- Ray ---------------------------------------------------------------------------
+
+
+@dataclass
+class RaySession:
+    """The Ray cluster a run uses, and the local test cluster when it made one."""
+
+    address: str | None
+    cluster: Any = None
+    worker_nodes: list[Any] = field(default_factory=list)
+    node_args: dict[str, Any] = field(default_factory=dict)
+
+    def replace_worker_node(self) -> str:
+        """Remove a worker node (with what runs on it) and add a fresh one."""
+        if self.cluster is None or not self.worker_nodes:
+            raise RunError("kill-node: needs the local multi-node cluster `run` makes itself")
+        node = self.worker_nodes.pop(0)
+        self.cluster.remove_node(node)
+        self.worker_nodes.append(self.cluster.add_node(**self.node_args))
+        return "removed a worker node and added a fresh one"
+
+
+def quiet_ray_env() -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+
+@contextmanager
+def ray_session(
+    config: RunConfig, address: str | None = None, *, worker_nodes: int = 0
+) -> Iterator[RaySession]:
+    """Join ``address`` (or ``RAY_ADDRESS``), else start a local Ray for this run.
+
+    With ``worker_nodes`` a local multi-node cluster is made (``ray.cluster_utils``)
+    whose worker nodes alone carry the coprocessor resource, so that losing a
+    node loses coprocessor hosts.
+    """
+    quiet_ray_env()
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    common = {
+        "logging_level": logging.WARNING,
+        "log_to_driver": False,
+        "namespace": NAMESPACE,
+    }
+    session = RaySession(address)
+    hosts = config.network.hosts
+    try:
+        if address:
+            ray.init(address=address, **common)
+        else:
+            # An embedded cluster lives and dies with this process and listens locally.
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            head: dict[str, Any] = {
+                "num_cpus": max(2, os.cpu_count() or 2),
+                "include_dashboard": False,
+                "object_store_memory": 512 * 1024**2,
+            }
+            if hosts.gpus_per_coprocessor_host > 0:
+                log.warning("no --address: Ray sees this machine's GPUs only")
+            if worker_nodes:
+                from ray.cluster_utils import Cluster
+
+                resource = hosts.coprocessor_resource or DEFAULT_COPROCESSOR_RESOURCE
+                session.cluster = Cluster(initialize_head=True, head_node_args=head)
+                session.node_args = {"num_cpus": 1, "resources": {resource: 1}}
+                for _ in range(worker_nodes):
+                    session.worker_nodes.append(session.cluster.add_node(**session.node_args))
+                ray.init(address=session.cluster.address, **common)
+            else:
+                resources = {hosts.coprocessor_resource: 1} if hosts.coprocessor_resource else {}
+                if hosts.coordinator_resource:
+                    resources[hosts.coordinator_resource] = 1
+                ray.init(resources=resources, **head, **common)
+        check_resources(config, ray.cluster_resources())
+        yield session
+    finally:
+        ray.shutdown()
+        if session.cluster is not None:
+            session.cluster.shutdown()
+
+
+def check_resources(config: RunConfig, available: dict[str, float]) -> None:
+    """Refuse a placement the cluster can never satisfy (instead of waiting forever)."""
+    hosts = config.network.hosts
+    need_gpus = hosts.gpus_per_coprocessor_host * hosts.coprocessor_hosts
+    if need_gpus > available.get("GPU", 0.0):
+        raise RunError(
+            f"hosts.gpus_per_coprocessor_host: needs {need_gpus:g} GPUs,"
+            f" the cluster has {available.get('GPU', 0.0):g}"
+        )
+    for name in (hosts.coprocessor_resource, hosts.coordinator_resource):
+        if name and name not in available:
+            raise RunError(f"hosts: resource {name!r} is on no node of the cluster")
+
+
+# --- the run -------------------------------------------------------------------------
+
+
+def run_cluster(
+    config: RunConfig,
+    out: Path,
+    *,
+    address: str | None = None,
+    chaos: ChaosPlan | None = None,
+    progress: bool = True,
+    local: bool = False,
+    paced: bool = True,
+) -> RunResult:
+    """Run ``config`` on Ray (or in this process with ``local``) and write ``out``."""
+    if config.workload is None:
+        raise RunError("workload: missing; put it in the config or pass --workload")
+    chaos = chaos or ChaosPlan()
+    if local and chaos:
+        raise RunError("--chaos: needs Ray; drop --local")
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = generate_tasks(config.workload)
+    if local:
+        deployment = deploy_local(config, out)
+        return execute(config, out, deployment, LocalTransport(), tasks, None, progress, paced)
+    nodes = 1 if chaos.counts.get("kill-node") else 0
+    if nodes and not config.network.hosts.coprocessor_resource:
+        hosts = config.network.hosts.model_copy(
+            update={"coprocessor_resource": DEFAULT_COPROCESSOR_RESOURCE}
+        )
+        network = config.network.model_copy(update={"hosts": hosts})
+        config = config.model_copy(update={"network": network})
+    with ray_session(config, address, worker_nodes=nodes) as session:
+        prefix = "" if session.address is None else f"run-{os.getpid()}-{int(time.time())}-"
+        deployment = deploy(config, out, detached=True, prefix=prefix)
+        monkey = None
+        if chaos:
+            horizon = max(5.0, tasks[-1].arrival_s if tasks and paced else 10.0)
+            strike = make_striker(deployment, session, random.Random(config.seed))
+            monkey = ChaosMonkey(chaos.schedule(horizon, config.seed), strike)
+        try:
+            return execute(config, out, deployment, RayTransport(), tasks, monkey, progress, paced)
+        finally:
+            import ray
+
+            for handle in deployment.handles():
+                ray.kill(handle, no_restart=True)
+
+
+def make_striker(deployment: Deployment, session: RaySession, rng: random.Random) -> Any:
+    import ray
+
+    def strike(fault: str) -> str:
+        if fault == "kill-coordinator":
+            ray.kill(deployment.coordinator, no_restart=False)
+            return "coordinator killed (it restarts and recovers from its log)"
+        if fault == "kill-coprocessor":
+            i = rng.randrange(len(deployment.coprocessor_hosts))
+            ray.kill(deployment.coprocessor_hosts[i], no_restart=False)
+            return f"coprocessor host {i} killed"
+        return session.replace_worker_node()
+
+    return strike
+
+
+def execute(
+    config: RunConfig,
+    out: Path,
+    deployment: Deployment,
+    transport: Transport,
+    tasks: list[Any],
+    monkey: ChaosMonkey | None,
+    progress: bool,
+    paced: bool,
+) -> RunResult:
+    """Feed the workload, drain, reconcile with the ledger, write the run directory."""
+    assert config.workload is not None
+    call, get = transport.call, transport.get
+    coordinator = deployment.coordinator
+    first_id = get(call(coordinator, "next_task_id"))
+    gateway = Gateway(transport, coordinator, deployment.operator_hosts, deployment.host_of, config)
+    bar = Progress(len(tasks), enabled=progress)
+    started = time.monotonic()
+    if monkey is not None:
+        monkey.start()
+    try:
+        records = gateway.run(
+            tasks,
+            first_id=first_id,
+            deadline_rounds=config.workload.deadline_rounds,
+            paced=paced,
+            progress=bar,
+        )
+    finally:
+        if monkey is not None:
+            monkey.stop()
+        bar.close()
+    elapsed = time.monotonic() - started
+    chaos = [list(e) for e in monkey.done] if monkey is not None else []
+    summary, status, rewards, fees = finish_directory(
+        out, deployment, transport, records, elapsed, chaos
+    )
+    return RunResult(out, summary, records, status, rewards, fees)
+
+
+def finish_directory(
+    out: Path,
+    deployment: Deployment,
+    transport: Transport,
+    records: list[TaskRecord] | None,
+    elapsed: float,
+    chaos: list[Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, int], dict[str, int]]:
+    """Drain, reconcile task rows with the ledger, close it, write the run's files.
+
+    ``records`` None reads the rows earlier submissions appended to ``tasks.csv``.
+    Returns the summary, the final status, and each operator's run rewards and fees.
+    """
+    call, get = transport.call, transport.get
+    coordinator = deployment.coordinator
+    if records is None:
+        records = read_tasks_csv(out / "tasks.csv")
+    get(call(coordinator, "drain"))
+    states = get(call(coordinator, "task_states", [r.task_id for r in records]))
+    records[:] = [reconcile(r, states[r.task_id]) for r in records]
+    ledger = get(call(coordinator, "finish"))
+    status = get(call(coordinator, "status"))
+    get(call(coordinator, "close"))
+    write_tasks_csv(out / "tasks.csv", records)
+    write_rounds_csv(out / "ledger", out / "rounds.csv")
+    rewards, fees = operator_totals(out / "rounds.csv")
+    outcomes = ("settled", "refunded", "failed")
+    counts = {k: sum(1 for r in records if r.outcome == k) for k in outcomes}
+    summary = {
+        "tasks_submitted": len(records),
+        "tasks_settled": counts["settled"],
+        "tasks_refunded": counts["refunded"],
+        "tasks_failed": counts["failed"],
+        **jsonable(ledger),
+        "throughput_tasks_per_s": round(counts["settled"] / max(elapsed, 1e-9), 3),
+        "elapsed_s": round(elapsed, 3),
+        "coprocessor_slashes": sum(c["slashes"] for c in status["coprocessors"]),
+        "chaos": chaos or [],
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary, status, rewards, fees
+
+
+def reconcile(record: TaskRecord, state: Any) -> TaskRecord:
+    """Take the ledger's final outcome (it decides; a host may have been lost mid-batch)."""
+    if record.outcome == state.status:
+        return record
+    settled = state.status == "settled"
+    return TaskRecord(
+        record.task_id,
+        record.kind,
+        record.size,
+        record.operator or (state.operator or ""),
+        record.coprocessor if settled else "",
+        record.fee,
+        record.price if settled else 0,
+        record.attempts,
+        state.status,
+        record.latency_s,
+    )
+
+
+def jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """Amounts become strings: base units exceed JSON's safe integers."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out[key] = jsonable(value)
+        elif isinstance(value, int) and not isinstance(value, bool) and key not in ("rounds",):
+            out[key] = str(value) if key != "inflation_ppb" else value
+        else:
+            out[key] = value
+    return out
+
+
+def write_tasks_csv(path: Path, records: list[TaskRecord], *, append: bool = False) -> None:
+    """Write ``tasks.csv`` (or append to it, with the header only when it is new)."""
+    header = not (append and path.exists())
+    with path.open("a" if append else "w", newline="") as fh:
+        writer = csv.writer(fh)
+        if header:
+            writer.writerow(TASK_COLUMNS)
+        for r in records:
+            row = asdict(r)
+            writer.writerow([row[c] for c in TASK_COLUMNS])
+
+
+def read_tasks_csv(path: Path) -> list[TaskRecord]:
+    if not path.exists():
+        return []
+    with path.open() as fh:
+        return [
+            TaskRecord(
+                int(row["task_id"]),
+                row["kind"],
+                int(row["size"]),
+                row["operator"],
+                row["coprocessor"],
+                int(row["fee"]),
+                int(row["price"]),
+                int(row["attempts"]),
+                row["outcome"],
+                float(row["latency_s"]),
+            )
+            for row in csv.DictReader(fh)
+        ]
+
+
+def operator_totals(rounds_csv: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """Sum each operator's rewards and fees over the run's rounds."""
+    rewards: dict[str, int] = {}
+    fees: dict[str, int] = {}
+    with rounds_csv.open() as fh:
+        for row in csv.DictReader(fh):
+            if row["role"] != "operator":
+                continue
+            name = row["participant"]
+            rewards[name] = rewards.get(name, 0) + int(row["rewards"])
+            fees[name] = fees.get(name, 0) + int(row["fees"])
+    return rewards, fees
