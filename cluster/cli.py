@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,34 +125,39 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # --- a long-lived network: up, submit, status, tx, down ------------------------------------
 
 
-def connect(directory: Path) -> tuple[RunConfig, dict[str, Any]]:
-    """Join the cluster a ``stakeray up`` recorded in ``directory``."""
+def load_network(directory: Path) -> tuple[RunConfig, dict[str, Any]]:
+    """Return the config and cluster state a ``stakeray up`` recorded in ``directory``."""
     state_path = directory / STATE_FILE
     if not state_path.exists():
         raise RunError(f"--dir {directory}: no network is up here (run `stakeray up` first)")
     state = json.loads(state_path.read_text())
     config = RunConfig.model_validate_json((directory / CONFIG_FILE).read_text())
+    return config, state
+
+
+@contextmanager
+def joined(address: str) -> Iterator[None]:
+    """Join the Ray cluster at ``address`` for one command (reuse a connection if present)."""
     import logging
 
     import ray
 
     from .runner import quiet_ray_env
 
+    if ray.is_initialized():
+        yield
+        return
     quiet_ray_env()
-    if state.get("auth_disabled"):
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(
-        address=state["address"],
-        logging_level=logging.WARNING,
-        log_to_driver=False,
-        namespace=NAMESPACE,
+        address=address, logging_level=logging.WARNING, log_to_driver=False, namespace=NAMESPACE
     )
-    return config, state
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    import logging
-
     import ray
 
     from .actors import COORDINATOR_NAME, deploy
@@ -172,10 +179,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             raise RunError(f"ray start failed: {tail[0] if tail else done.returncode}")
         started = True
         address = "auto"
-    ray.init(
-        address=address, logging_level=logging.WARNING, log_to_driver=False, namespace=NAMESPACE
-    )
-    try:
+    with joined(address):
         try:
             ray.get_actor(COORDINATOR_NAME)
         except ValueError:
@@ -185,8 +189,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         check_resources(config, ray.cluster_resources())
         deploy(config, out, detached=True)
         gcs = ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
     (out / CONFIG_FILE).write_text(config.model_dump_json(indent=2))
     state = {"address": gcs, "started_head": started}
     (out / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
@@ -198,7 +200,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    import ray
 
     from .actors import find_deployment
     from .gateway import Gateway, Progress
@@ -207,8 +208,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from .workload import generate_tasks
 
     directory = Path(args.dir)
-    config, _ = connect(directory)
-    try:
+    config, state = load_network(directory)
+    with joined(state["address"]):
         workload = load_workload(args.workload)
         if args.count is not None:
             workload = workload.model_copy(update={"count": args.count, "duration_s": None})
@@ -230,8 +231,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
             )
         finally:
             bar.close()
-    finally:
-        ray.shutdown()
     write_tasks_csv(directory / "tasks.csv", records, append=True)
     state_path = directory / STATE_FILE
     state = json.loads(state_path.read_text())
@@ -247,11 +246,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from .actors import find_deployment
 
-    config, _ = connect(Path(args.dir))
-    try:
+    config, state = load_network(Path(args.dir))
+    with joined(state["address"]):
         status = ray.get(find_deployment(config).coordinator.status.remote())
-    finally:
-        ray.shutdown()
     if args.json:
         print(json.dumps(status, indent=2, default=str))
         return 0
@@ -321,14 +318,12 @@ def cmd_tx(args: argparse.Namespace) -> int:
     except ValueError as exc:
         first = str(exc).splitlines()
         raise RunError(f"tx {args.kind}: {first[1] if len(first) > 1 else first[0]}") from None
-    config, _ = connect(Path(args.dir))
-    try:
+    config, state = load_network(Path(args.dir))
+    with joined(state["address"]):
         coordinator = find_deployment(config).coordinator
         nonce = args.nonce if args.nonce is not None else ray.get(coordinator.nonce.remote(actor))
         signed = sign_tx(key, nonce, transaction)
         ok, message = ray.get(coordinator.submit_signed.remote(signed))
-    finally:
-        ray.shutdown()
     if not ok:
         print(f"error: refused: {message}", file=sys.stderr)
         return 1
@@ -347,16 +342,14 @@ def cmd_down(args: argparse.Namespace) -> int:
     from .transport import RayTransport
 
     directory = Path(args.dir)
-    config, state = connect(directory)
-    try:
+    config, state = load_network(directory)
+    with joined(state["address"]):
         deployment = find_deployment(config)
         summary, *_ = finish_directory(
             directory, deployment, RayTransport(), None, state.get("elapsed_s", 0.0)
         )
         for handle in deployment.handles():
             ray.kill(handle, no_restart=True)
-    finally:
-        ray.shutdown()
     if state.get("started_head"):
         subprocess.run(["ray", "stop"], capture_output=True, check=False)
     (directory / STATE_FILE).unlink(missing_ok=True)

@@ -36,7 +36,7 @@ TokenAmount = Annotated[Any, Field(description="tokens, e.g. 100 or '0.5'")]
 
 
 class OperatorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
     name: str = Field(min_length=1)
     stake: TokenAmount
     reward_cut: Annotated[int, Field(ge=0, le=PPM)] = 100_000
@@ -47,7 +47,7 @@ class OperatorConfig(BaseModel):
 
 
 class DelegatorsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
     count: Annotated[int, Field(ge=0)] = 0
     stake_min: TokenAmount = 1
     stake_max: TokenAmount = 100
@@ -58,7 +58,7 @@ class DelegatorsConfig(BaseModel):
 class CoprocessorConfig(BaseModel):
     """A coprocessor: collateral, concurrent capacity, pricing and (for experiments) faults."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
     name: str = Field(min_length=1)
     collateral: TokenAmount
     capacity: Annotated[int, Field(ge=1)] = 4
@@ -74,7 +74,7 @@ class CoprocessorConfig(BaseModel):
 class HostsConfig(BaseModel):
     """How many actors host the participants, and where they are placed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
     operator_hosts: Annotated[int, Field(ge=1, le=64)] = 2
     coprocessor_hosts: Annotated[int, Field(ge=1, le=64)] = 1
     gpus_per_coprocessor_host: Annotated[float, Field(ge=0.0, le=8.0)] = 0.0
@@ -85,7 +85,7 @@ class HostsConfig(BaseModel):
 class ClockConfig(BaseModel):
     """A round lasts ``every_s`` seconds or ``every_tasks`` settled tasks (give one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
     every_s: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
     every_tasks: Annotated[int, Field(ge=1)] | None = 100
 
@@ -101,11 +101,11 @@ class ClockConfig(BaseModel):
 class MarketConfig(BaseModel):
     """How the cluster moves work: batches, in-flight bound, self-execution, timeouts, clock."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 50
     max_inflight: Annotated[int, Field(ge=1, le=1_000)] = 4
     self_execute_max_size: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
-    execute_timeout_s: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 30.0
+    execute_timeout_s: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 10.0
     host_cooldown_s: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 2.0
     clock: ClockConfig = ClockConfig()
 
@@ -121,7 +121,7 @@ class MarketConfig(BaseModel):
 
 
 class NetworkConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
     operators: list[OperatorConfig] = Field(min_length=1)
     delegators: DelegatorsConfig = DelegatorsConfig()
     coprocessors: list[CoprocessorConfig] = Field(default_factory=list)
@@ -161,7 +161,7 @@ class NetworkConfig(BaseModel):
 class RunConfig(BaseModel):
     """A network and the workload it runs (``workload`` may come from its own file)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
     seed: int = 0
     network: NetworkConfig
     workload: WorkloadSpec | None = None

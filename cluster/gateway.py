@@ -38,6 +38,7 @@ class Progress:
     enabled: bool = True
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     every_s: float = 0.25
+    tty: bool = field(default_factory=lambda: sys.stderr.isatty())
     started: float = field(default_factory=time.monotonic)
     last: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
@@ -48,7 +49,9 @@ class Progress:
             self.counts[r.outcome] = self.counts.get(r.outcome, 0) + 1
         self.round = round_
         now = time.monotonic()
-        if not self.enabled or (not force and now - self.last < self.every_s):
+        # Off a terminal (CI logs, pipes) a line every few seconds instead of redraws.
+        every = self.every_s if self.tty else 5.0
+        if not self.enabled or (not force and now - self.last < every):
             return
         self.last = now
         done = sum(self.counts.values())
@@ -56,16 +59,18 @@ class Progress:
         filled = width * done // max(1, self.total)
         rate = done / max(1e-9, now - self.started)
         parts = "  ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        start, end = ("\r", "") if self.tty else ("", "\n")
         self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}  {parts}"
-            f"  round {round_}  {rate:.1f} tasks/s "
+            f"{start}[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}  {parts}"
+            f"  round {round_}  {rate:.1f} tasks/s {end}"
         )
         self.stream.flush()
 
     def close(self) -> None:
         if self.enabled:
             self.update([], self.round, force=True)
-            self.stream.write("\n")
+            if self.tty:
+                self.stream.write("\n")
             self.stream.flush()
 
 

@@ -75,6 +75,9 @@ class RaySession:
             raise RunError("kill-node: needs the local multi-node cluster `run` makes itself")
         node = self.worker_nodes.pop(0)
         self.cluster.remove_node(node)
+        # Ray 2.60's atexit hook of a removed node reads this attribute it has deleted.
+        if not hasattr(node, "all_processes"):
+            node.all_processes = {}
         self.worker_nodes.append(self.cluster.add_node(**self.node_args))
         return "removed a worker node and added a fresh one"
 
@@ -97,6 +100,10 @@ def ray_session(
     quiet_ray_env()
     import ray
 
+    if ray.is_initialized():  # the caller (a test, a notebook) already joined a cluster
+        check_resources(config, ray.cluster_resources())
+        yield RaySession(address="connected")
+        return
     address = address or os.environ.get("RAY_ADDRESS") or None
     common = {
         "logging_level": logging.WARNING,
