@@ -83,11 +83,18 @@ class HostsConfig(BaseModel):
 
 
 class ClockConfig(BaseModel):
-    """A round lasts ``every_s`` seconds or ``every_tasks`` settled tasks (give one)."""
+    """A round lasts ``every_s`` seconds or ``every_tasks`` settled tasks (default 100 tasks)."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
     every_s: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
-    every_tasks: Annotated[int, Field(ge=1)] | None = 100
+    every_tasks: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("every_s") is None and "every_tasks" not in data:
+            return {**data, "every_tasks": 100}
+        return data
 
     @model_validator(mode="after")
     def _one(self) -> Self:

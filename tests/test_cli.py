@@ -1,4 +1,4 @@
-"""The command line on the in-process ledger: run, verify, and one-line config errors."""
+"""The command line on the in-process pipeline (``--local``): run, verify, one-line errors."""
 
 from __future__ import annotations
 
@@ -17,9 +17,16 @@ network:
     - {name: op-a, stake: 500, reward_cut: 100000, fee_share: 900000}
     - {name: op-b, stake: 300, miss_rate: 0.5}
   delegators: {count: 20, stake_min: 1, stake_max: 50}
-  params: {unbonding_period: 2}
-workload: {rounds: 6, fees_per_round: 3, payments_per_round: 10}
+  coprocessors:
+    - {name: cop-a, collateral: 100, capacity: 8}
+    - {name: cop-bad, collateral: 100, capacity: 8, cost_ppm: 10000, fault_rate: 0.5}
+  params: {unbonding_period: 2, slash_fraction: 100000}
+  market: {batch_size: 20, clock: {every_tasks: 20}}
+workload:
+  count: 120
+  mix: [{kind: sort, size: 2000}, {kind: matmul, size: 48}, {kind: hashsearch, size: 256}]
 """
+LOCAL = ["--quiet", "--local", "--no-pace"]
 
 
 def write(tmp_path: Path, text: str, name: str = "net.yaml") -> Path:
@@ -32,15 +39,20 @@ def test_run_writes_the_run_directory_and_verify_replays_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    assert main(["run", str(write(tmp_path, NETWORK)), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(write(tmp_path, NETWORK)), "--out", str(out), *LOCAL]) == 0
     table = capsys.readouterr().out
     assert "op-a" in table and "op-b" in table and "conservation ok" in table
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["rounds"] == 6 and summary["conservation_ok"] is True
-    assert int(summary["minted"]) > 0
+    assert summary["conservation_ok"] is True and summary["tasks_submitted"] == 120
+    assert summary["tasks_settled"] + summary["tasks_refunded"] + summary["tasks_failed"] == 120
+    assert summary["rounds"] >= 6 and int(summary["minted"]) > 0
+    assert summary["coprocessor_slashes"] > 0  # the faulty coprocessor was caught
     assert (out / "ledger" / "events.log").stat().st_size > 0
     rows = (out / "rounds.csv").read_text().splitlines()
-    assert rows[0].startswith("round,operator") and len(rows) == 1 + 6 * 2
+    assert rows[0].startswith("round,participant,role") and len(rows) == 1 + 4 * summary["rounds"]
+    tasks = (out / "tasks.csv").read_text().splitlines()
+    assert tasks[0] == "task_id,kind,size,operator,coprocessor,fee,price,attempts,outcome,latency_s"
+    assert len(tasks) == 121
 
     assert main(["verify", str(out)]) == 0
     assert summary["state_hash"] in capsys.readouterr().out
@@ -48,7 +60,7 @@ def test_run_writes_the_run_directory_and_verify_replays_it(
 
 def test_verify_fails_when_the_recorded_hash_differs(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    main(["run", str(write(tmp_path, NETWORK)), "--out", str(out), "--quiet"])
+    main(["run", str(write(tmp_path, NETWORK)), "--out", str(out), *LOCAL])
     summary = json.loads((out / "summary.json").read_text())
     summary["state_hash"] = "0" * 64
     (out / "summary.json").write_text(json.dumps(summary))
@@ -59,7 +71,7 @@ def test_run_is_deterministic(tmp_path: Path) -> None:
     config = write(tmp_path, NETWORK)
     hashes = []
     for name in ("one", "two"):
-        main(["run", str(config), "--out", str(tmp_path / name), "--quiet"])
+        main(["run", str(config), "--out", str(tmp_path / name), *LOCAL])
         hashes.append(json.loads((tmp_path / name / "summary.json").read_text())["state_hash"])
     assert hashes[0] == hashes[1]
 
@@ -74,6 +86,18 @@ def test_run_is_deterministic(tmp_path: Path) -> None:
         ("network: {operators: [{name: a, stake: 1}], params: {max_take: 7000000}}\n", "max_take"),
         ("network: {operators: [{name: a, stake: 1}]}\nbogus: 1\n", "bogus"),
         ("network: [\n", "invalid YAML"),
+        ("network: {operators: [{name: a, stake: 1}], hosts: {operator_hosts: 0}}\n", "hosts"),
+        (
+            "network: {operators: [{name: a, stake: 1}],"
+            " market: {clock: {every_s: 1, every_tasks: 5}}}\n",
+            "network.market.clock",
+        ),
+        (
+            "network: {operators: [{name: a, stake: 1}],"
+            " coprocessors: [{name: c, collateral: 1, fault_rate: 2}]}\n",
+            "network.coprocessors.0.fault_rate",
+        ),
+        ("network: {operators: [{name: a, stake: 1}]}\nworkload: {count: 5}\n", "workload.mix"),
     ],
 )
 def test_bad_config_gets_one_line_naming_the_field(tmp_path: Path, text: str, needle: str) -> None:
@@ -88,19 +112,22 @@ def test_cli_reports_config_errors_and_refuses_to_overwrite(
 ) -> None:
     assert main(["run", str(write(tmp_path, "seed: 1\n")), "--out", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    no_workload = "network: {operators: [{name: a, stake: 1}]}\n"
+    assert main(["run", str(write(tmp_path, no_workload)), "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
     config = write(tmp_path, NETWORK)
     out = tmp_path / "run"
-    assert main(["run", str(config), "--out", str(out), "--quiet"]) == 0
-    assert main(["run", str(config), "--out", str(out), "--quiet"]) == 2
+    assert main(["run", str(config), "--out", str(out), *LOCAL]) == 0
+    assert main(["run", str(config), "--out", str(out), *LOCAL]) == 2
 
 
 def test_overwrite_replaces_an_earlier_run(tmp_path: Path) -> None:
     config = write(tmp_path, NETWORK)
     out = tmp_path / "run"
-    assert main(["run", str(config), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(config), "--out", str(out), *LOCAL]) == 0
     first = json.loads((out / "summary.json").read_text())["state_hash"]
-    args = ["run", str(config), "--out", str(out), "--quiet", "--overwrite", "--rounds", "3"]
+    args = ["run", str(config), "--out", str(out), *LOCAL, "--overwrite", "--count", "30"]
     assert main(args) == 0
     second = json.loads((out / "summary.json").read_text())
-    assert second["rounds"] == 3 and second["state_hash"] != first
+    assert second["tasks_submitted"] == 30 and second["state_hash"] != first
     assert main(["verify", str(out)]) == 0
