@@ -41,7 +41,12 @@ class Deployment:
 def coprocessor_options(config: RunConfig) -> dict[str, Any]:
     """Return the Ray options of a coprocessor host: GPUs and the placement resource."""
     hosts = config.network.hosts
-    options: dict[str, Any] = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": 0}
+    # Ray sets OMP_NUM_THREADS to num_cpus, so the reservation is also the BLAS thread count.
+    options: dict[str, Any] = {
+        "num_cpus": hosts.cpus_per_coprocessor_host,
+        "max_restarts": -1,
+        "max_task_retries": 0,
+    }
     if hosts.gpus_per_coprocessor_host > 0:
         options["num_gpus"] = hosts.gpus_per_coprocessor_host
     if hosts.coprocessor_resource:
@@ -86,7 +91,15 @@ def deploy(
         for i, group in enumerate(coprocessor_placement(config))
     ]
     op_cls = ray.remote(OperatorHost)
-    op_options = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1, **lifetime}
+    # Threads let one host run several batches at once: while one waits for its
+    # coprocessors, another verifies and settles, so the coprocessors never idle.
+    op_options = {
+        "num_cpus": 0,
+        "max_restarts": -1,
+        "max_task_retries": -1,
+        "max_concurrency": max(2, config.network.market.max_inflight),
+        **lifetime,
+    }
     placement = operator_placement(config)
     operator_hosts = [
         op_cls.options(name=f"{prefix}stakeray-operator-host-{i}", **op_options).remote(

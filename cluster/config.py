@@ -78,6 +78,8 @@ class HostsConfig(BaseModel):
     operator_hosts: Annotated[int, Field(ge=1, le=64)] = 2
     coprocessor_hosts: Annotated[int, Field(ge=1, le=64)] = 1
     gpus_per_coprocessor_host: Annotated[float, Field(ge=0.0, le=8.0)] = 0.0
+    # CPUs reserved per coprocessor host; Ray gives its BLAS as many threads (0: one, unreserved).
+    cpus_per_coprocessor_host: Annotated[int, Field(ge=0, le=1024)] = 0
     coprocessor_resource: str | None = None
     coordinator_resource: str | None = None
 

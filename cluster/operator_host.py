@@ -20,7 +20,13 @@ from typing import Any
 
 import workers
 from protocol.auction import run_dutch_auction
-from protocol.market import compute_ask, compute_required_collateral, is_coprocessor_eligible
+from protocol.market import (
+    AskFactors,
+    compute_ask_factors,
+    compute_ask_from,
+    compute_required_collateral,
+    is_coprocessor_eligible,
+)
 from protocol.reputation import compute_reputation
 from protocol.state import Coprocessor
 from protocol.units import Address, Amount, ppm_of
@@ -94,6 +100,7 @@ class OperatorHost:
         self.down_until: dict[int, float] = {}
         self.strikes: dict[int, int] = {}
         self.view: MarketView | None = None
+        self.factor_cache: dict[tuple[int, int, float], AskFactors] = {}
 
     # --- the auction ---------------------------------------------------------------
 
@@ -102,32 +109,42 @@ class OperatorHost:
         return {i for i in range(len(self.hosts)) if self.down_until.get(i, 0.0) <= now}
 
     def auction(
-        self, order: TaskOrder, book: dict[Address, Coprocessor], excluded: set[Address]
+        self,
+        order: TaskOrder,
+        book: dict[Address, Coprocessor],
+        factors: dict[Address, AskFactors],
+        excluded: set[Address],
     ) -> tuple[Address, Amount] | None:
-        """Clear one task's Dutch auction on ``book`` (updated in place); None: no taker."""
+        """Clear one task's Dutch auction on ``book`` (updated in place); None: no taker.
+
+        ``factors`` caches each coprocessor's ask factors at its current load;
+        a winner's entry is dropped, since its load changed.
+        """
         up = self.available_hosts()
         names = [n for n in sorted(book) if n not in excluded and self.host_of.get(n) in up]
         if not names:
             return None
-        required = compute_required_collateral(order.fee, self.params)
+        fee, params = order.fee, self.params
+        required = compute_required_collateral(fee, params)
         eligible, asks, reputation, load = [], [], [], []
         for name in names:
             c = book[name]
-            ok = is_coprocessor_eligible(c, self.params, required)
-            cost_ppm, margin = self.pricing.get(name, (0, 0))
-            asks.append(
-                compute_ask(c, order.fee, ppm_of(order.fee, cost_ppm), margin, self.params)
-                if ok
-                else 0
-            )
+            ok = is_coprocessor_eligible(c, params, required)
+            ask = 0
+            if ok:
+                if name not in factors:
+                    factors[name] = self.ask_factors(c)
+                cost_ppm, margin = self.pricing.get(name, (0, 0))
+                ask = compute_ask_from(factors[name], fee, ppm_of(fee, cost_ppm), margin, params)
+            asks.append(ask)
             eligible.append(ok)
             reputation.append(compute_reputation(c.reputation_f))
             load.append(c.load / c.capacity)
         result = run_dutch_auction(
-            order.fee,
+            fee,
             asks,
-            step_ppm=self.params.auction_step,
-            reserve_ppm=self.params.reserve_ratio,
+            step_ppm=params.auction_step,
+            reserve_ppm=params.reserve_ratio,
             reputation=reputation,
             load=load,
             eligible=eligible,
@@ -137,7 +154,18 @@ class OperatorHost:
         winner = book[names[result.winner]]
         winner.load += 1
         winner.free -= required
+        factors.pop(winner.address, None)
         return winner.address, result.price
+
+    def ask_factors(self, c: Coprocessor) -> AskFactors:
+        """Return ``c``'s ask factors, memoised on what they depend on (load, reputation)."""
+        key = (c.load, c.capacity, c.reputation_f)
+        found = self.factor_cache.get(key)
+        if found is None:
+            if len(self.factor_cache) > 100_000:
+                self.factor_cache.clear()
+            found = self.factor_cache[key] = compute_ask_factors(c, self.params)
+        return found
 
     def is_self_executed(self, order: TaskOrder) -> bool:
         limit = self.market.self_execute_max_size.get(order.spec.kind)
@@ -164,12 +192,13 @@ class OperatorHost:
             if not pending:
                 break
             book = copy.deepcopy(self.view.coprocessors)
+            factors: dict[Address, AskFactors] = {}
             out: list[Order] = []
             for t in pending:
                 order = by_id[t]
-                won = (
-                    None if self.is_self_executed(order) else self.auction(order, book, excluded[t])
-                )
+                won = None
+                if not self.is_self_executed(order):
+                    won = self.auction(order, book, factors, excluded[t])
                 out.append((t, order.operator, *won) if won else (t, order.operator, None, None))
             states, self.view = get(call(self.coordinator, "assign", out))
             local: list[int] = []
@@ -219,6 +248,9 @@ class OperatorHost:
         faults: list[Fault] = []
         if not futures:
             return faults
+        # The verifier's inputs are drawn while the coprocessors compute, not after: on a
+        # busy CPU this overlaps with their own (single-threaded) input draws.
+        inputs = {j.task_id: workers.make_inputs(j.spec) for batch in jobs.values() for j in batch}
         ready, _ = self.transport.wait(
             list(futures.values()), len(futures), self.market.execute_timeout_s
         )
@@ -238,7 +270,7 @@ class OperatorHost:
                 faults.extend((j.task_id, j.coprocessor, j.attempt) for j in jobs[h])
                 continue
             for job, result in zip(jobs[h], results, strict=True):
-                if workers.verify(job.spec, result):
+                if workers.verify(job.spec, result, inputs.pop(job.task_id)):
                     settled.append(job.task_id)
                 else:
                     faults.append((job.task_id, job.coprocessor, job.attempt))

@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -348,8 +348,7 @@ def write_tasks_csv(path: Path, records: list[TaskRecord], *, append: bool = Fal
         if header:
             writer.writerow(TASK_COLUMNS)
         for r in records:
-            row = asdict(r)
-            writer.writerow([row[c] for c in TASK_COLUMNS])
+            writer.writerow([getattr(r, c) for c in TASK_COLUMNS])
 
 
 def read_tasks_csv(path: Path) -> list[TaskRecord]:

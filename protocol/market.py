@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,15 +52,56 @@ def compute_utilisation(c: Coprocessor) -> float:
     return c.load / c.capacity
 
 
-def compute_coprocessor_slash(c: Coprocessor, locked: Amount, params: Params) -> Amount:
-    """Return ``s * locked * amplification(load)``, at most the locked collateral (SPEC 7).
+def compute_amplification_ppm(c: Coprocessor, params: Params) -> int:
+    """Return the load curve's slash amplification at ``c``'s load as an integer PPM factor.
 
-    The float amplification becomes an integer PPM factor first, so the
-    money arithmetic stays exact and the same on every machine.
+    The float amplification becomes an integer factor first, so the money
+    arithmetic stays exact and the same on every machine.
     """
     amplification = params.load_curve.compute_slash_amplification(compute_utilisation(c))
-    factor = int(amplification * PPM)
-    return min(locked, ppm_of(ppm_of(locked, params.slash_fraction), factor))
+    return int(amplification * PPM)
+
+
+def compute_slash_of(locked: Amount, amplification_ppm: int, params: Params) -> Amount:
+    """Return ``s * locked * amplification``, at most ``locked`` (SPEC 7)."""
+    return min(locked, ppm_of(ppm_of(locked, params.slash_fraction), amplification_ppm))
+
+
+def compute_coprocessor_slash(c: Coprocessor, locked: Amount, params: Params) -> Amount:
+    """Return ``s * locked * amplification(load)``, at most the locked collateral (SPEC 7)."""
+    return compute_slash_of(locked, compute_amplification_ppm(c, params), params)
+
+
+class AskFactors(NamedTuple):
+    """What a coprocessor's ask depends on besides the task: PPM factors at its load."""
+
+    premium_ppm: int
+    amplification_ppm: int
+    failure_ppm: int
+
+
+def compute_ask_factors(c: Coprocessor, params: Params) -> AskFactors:
+    """Return ``c``'s load premium, slash amplification and failure chance (1 - reputation)."""
+    premium = params.load_curve.compute_load_premium(compute_utilisation(c))
+    return AskFactors(
+        int(premium * PPM),
+        compute_amplification_ppm(c, params),
+        int((1.0 - compute_reputation(c.reputation_f)) * PPM),
+    )
+
+
+def compute_ask_from(
+    factors: AskFactors, fee: Amount, cost: Amount, margin: Amount, params: Params
+) -> Amount:
+    """Return the ask for a task of ``fee`` given the coprocessor's :class:`AskFactors`."""
+    exposure = compute_slash_of(
+        compute_required_collateral(fee, params), factors.amplification_ppm, params
+    )
+    return (
+        -(-cost * (PPM + factors.premium_ppm) // PPM)
+        + -(-exposure * factors.failure_ppm // PPM)
+        + margin
+    )
 
 
 def compute_ask(
@@ -73,11 +115,7 @@ def compute_ask(
     through integer PPM factors and the ask is rounded up, so a coprocessor
     never asks for less than its valuation.
     """
-    utilisation = compute_utilisation(c)
-    premium = int(params.load_curve.compute_load_premium(utilisation) * PPM)
-    exposure = compute_coprocessor_slash(c, compute_required_collateral(fee, params), params)
-    failure = int((1.0 - compute_reputation(c.reputation_f)) * PPM)
-    return -(-cost * (PPM + premium) // PPM) + -(-exposure * failure // PPM) + margin
+    return compute_ask_from(compute_ask_factors(c, params), fee, cost, margin, params)
 
 
 def is_coprocessor_eligible(c: Coprocessor, params: Params, required: Amount) -> bool:

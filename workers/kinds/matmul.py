@@ -25,9 +25,15 @@ SAFETY = 8.0
 
 
 def make_inputs(spec: TaskSpec) -> Inputs:
+    # Small integer entries in [-128, 128), drawn as int8: the cheapest draw NumPy has, which
+    # matters because executor and verifier both draw the inputs and at n = 1024 normal
+    # draws cost as much as the product itself. Products of such matrices are exact in
+    # float64 (|entries of C| <= n * 2**14, far below 2**53).
     g = rngs.seeded(spec.seed, rngs.INPUTS)
     n = spec.size
-    return g.standard_normal((n, n)), g.standard_normal((n, n))
+    a = g.integers(-128, 128, (n, n), dtype=np.int8).astype(np.float64)
+    b = g.integers(-128, 128, (n, n), dtype=np.int8).astype(np.float64)
+    return a, b
 
 
 def execute(spec: TaskSpec, inputs: Inputs) -> np.ndarray:

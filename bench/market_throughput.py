@@ -1,0 +1,213 @@
+"""Market throughput end to end vs the baselines named in the cluster issue.
+
+Two comparisons, each measured side by side in one run on one local Ray:
+
+* small tasks: the same tasks through the market (escrow, auction, execution
+  on coprocessor hosts, verification, settlement on the durable ledger) vs
+  submitted as bare Ray tasks with no market (one ``ray.remote`` task each,
+  all submitted at once, one ``ray.get``). Target: market / bare >= 3.
+* large tasks (matmul, n = 6144 by default; the issue asks n >= 1024): through
+  the market vs plain NumPy in one process (a loop of ``workers.execute``).
+  Target: market / plain >= 0.9. On 2 shared cores the market pays for
+  verification (the operator draws the inputs again, O(n^2)) and for moving
+  the result; both shrink against the O(n^3) product as n grows (about 0.9 at
+  n = 4096, 0.6 at n = 1024; see docs/benchmarks.md).
+
+Each side runs ``--reps`` times, alternating which goes first; the ratio is
+of the medians. The market side is timed from the first submission until
+every task has its outcome (``Gateway.run``), with the actors already up.
+
+Run from the repository root::
+
+    python bench/market_throughput.py            # full run, ~4 minutes
+    python bench/market_throughput.py --quick    # smoke run, target not enforced
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import ray  # noqa: E402
+
+import workers  # noqa: E402
+from cluster.actors import NAMESPACE, deploy  # noqa: E402
+from cluster.config import RunConfig  # noqa: E402
+from cluster.gateway import Gateway  # noqa: E402
+from cluster.transport import RayTransport  # noqa: E402
+from cluster.workload import GeneratedTask, WorkloadSpec, generate_tasks  # noqa: E402
+
+SMALL_TARGET = 3.0
+LARGE_TARGET = 0.9
+
+
+def network(hosts: int, cpus: int, **market: Any) -> dict[str, Any]:
+    """Operators and coprocessors on ``hosts`` hosts each (``cpus`` per coprocessor host)."""
+    return {
+        "operators": [{"name": f"op-{i}", "stake": 5000 - i} for i in range(hosts)],
+        "coprocessors": [
+            {"name": f"cop-{i}", "collateral": 10**7, "capacity": 100_000} for i in range(hosts)
+        ],
+        "client_balance": 10**9,
+        "params": {"max_active_operators": hosts},
+        "hosts": {
+            "operator_hosts": hosts,
+            "coprocessor_hosts": hosts,
+            "cpus_per_coprocessor_host": cpus,
+        },
+        "market": {"execute_timeout_s": 600, "clock": {"every_tasks": 1000}, **market},
+    }
+
+
+SMALL_MIX = [
+    {"kind": "sort", "size": 1000},
+    {"kind": "matmul", "size": 32},
+    {"kind": "fft", "size": 1024},
+    {"kind": "hashsearch", "size": 64},
+]
+
+
+def market_rate(config: RunConfig, tasks: list[GeneratedTask]) -> float:
+    """Deploy fresh actors, warm them with a few tasks, then time the whole workload."""
+    with tempfile.TemporaryDirectory(prefix="stakeray-bench-") as tmp:
+        deployment = deploy(config, Path(tmp), detached=False, prefix="bench-")
+        try:
+            transport = RayTransport()
+            gateway = Gateway(
+                transport,
+                deployment.coordinator,
+                deployment.operator_hosts,
+                deployment.host_of,
+                config,
+            )
+            warm = [GeneratedTask(10**9 + i, 0.0, t.spec, t.fee) for i, t in enumerate(tasks[:8])]
+            gateway.run(warm, paced=False)
+            start = time.perf_counter()
+            records = gateway.run(tasks, first_id=0, paced=False)
+            elapsed = time.perf_counter() - start
+        finally:
+            for handle in deployment.handles():
+                ray.kill(handle, no_restart=True)
+    settled = sum(r.outcome == "settled" for r in records)
+    if settled != len(tasks):
+        raise SystemExit(f"market settled {settled} of {len(tasks)} tasks")
+    return len(tasks) / elapsed
+
+
+@ray.remote(num_cpus=1)
+def bare_task(spec: workers.TaskSpec) -> Any:
+    return workers.execute(spec)
+
+
+def bare_rate(tasks: list[GeneratedTask]) -> float:
+    ray.get([bare_task.remote(t.spec) for t in tasks[:64]])  # warm the worker pool
+    start = time.perf_counter()
+    ray.get([bare_task.remote(t.spec) for t in tasks])
+    return len(tasks) / (time.perf_counter() - start)
+
+
+def plain_rate(tasks: list[GeneratedTask]) -> float:
+    workers.execute(tasks[0].spec)  # warm BLAS
+    start = time.perf_counter()
+    for t in tasks:
+        workers.execute(t.spec)
+    return len(tasks) / (time.perf_counter() - start)
+
+
+def compare(
+    name: str,
+    ours: Any,
+    baseline: Any,
+    reps: int,
+) -> tuple[float, list[float], list[float]]:
+    market, base = [], []
+    for rep in range(reps):
+        pair = [(market, ours), (base, baseline)]
+        for samples, fn in pair if rep % 2 == 0 else reversed(pair):
+            samples.append(fn())
+        print(f"  {name} rep {rep + 1}: market {market[-1]:,.1f}/s  baseline {base[-1]:,.1f}/s")
+    return statistics.median(market) / statistics.median(base), market, base
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small run, target not enforced")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--part", choices=["small", "large", "both"], default="both")
+    parser.add_argument("--size", type=int, default=6144, help="matmul n of the large tasks")
+    parser.add_argument("--count", type=int, default=4, help="large tasks per repetition")
+    args = parser.parse_args()
+    reps = 1 if args.quick else args.reps
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=3 * 1024**3,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+        namespace=NAMESPACE,
+    )
+    backend = workers.backend.get_xp().__name__
+    print(f"ray {ray.__version__}, {os.cpu_count()} cores, backend {backend}")
+    ok = True
+    rows = []
+    try:
+        if args.part in ("small", "both"):
+            count = 1000 if args.quick else 8000
+            spec = WorkloadSpec(mix=SMALL_MIX, count=count, rate_per_s=10**6, seed=3)
+            tasks = generate_tasks(spec)
+            config = RunConfig.model_validate(
+                {"seed": 1, "network": network(2, 1, batch_size=1000, max_inflight=4)}
+            )
+            ratio, m, b = compare(
+                "small", lambda: market_rate(config, tasks), lambda: bare_rate(tasks), reps
+            )
+            passed = ratio >= SMALL_TARGET
+            ok &= passed
+            rows.append(("small tasks: market / bare Ray tasks", m, b, ratio, SMALL_TARGET, passed))
+        if args.part in ("large", "both"):
+            n = 1024 if args.quick else args.size
+            count = 4 if args.quick else args.count
+            mix = [{"kind": "matmul", "size": n}]
+            tasks = generate_tasks(WorkloadSpec(mix=mix, count=count, rate_per_s=10**6, seed=4))
+            config = RunConfig.model_validate(
+                # One host whose BLAS gets both cores, as plain NumPy does; one task in
+                # flight, so the verifier draws its inputs while the coprocessor draws its own.
+                {"seed": 1, "network": network(1, 2, batch_size=1, max_inflight=1)}
+            )
+            ratio, m, b = compare(
+                "large", lambda: market_rate(config, tasks), lambda: plain_rate(tasks), reps
+            )
+            passed = ratio >= LARGE_TARGET
+            ok &= passed
+            label = f"large tasks (matmul n={n}): market / plain NumPy"
+            rows.append((label, m, b, ratio, LARGE_TARGET, passed))
+    finally:
+        ray.shutdown()
+    print()
+    print(f"{'comparison':<48} {'market/s':>10} {'baseline/s':>11} {'ratio':>7} {'target':>7}")
+    for label, m, b, ratio, target, passed in rows:
+        verdict = "PASS" if passed else "FAIL"
+        print(
+            f"{label:<48} {statistics.median(m):>10,.1f} {statistics.median(b):>11,.1f}"
+            f" {ratio:>7.2f} {'>= ' + str(target):>7}  {verdict}"
+        )
+    if args.quick:
+        return 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
