@@ -186,6 +186,8 @@ def run_cluster(
         deployment = deploy_local(config, out)
         return execute(config, out, deployment, LocalTransport(), tasks, None, progress, paced)
     nodes = 1 if chaos.counts.get("kill-node") else 0
+    if nodes and (address or os.environ.get("RAY_ADDRESS")):
+        raise RunError("--chaos kill-node: only on the local cluster `run` makes (drop --address)")
     if nodes and not config.network.hosts.coprocessor_resource:
         hosts = config.network.hosts.model_copy(
             update={"coprocessor_resource": DEFAULT_COPROCESSOR_RESOURCE}
