@@ -138,7 +138,7 @@ def compare(
         pair = [(market, ours), (base, baseline)]
         for samples, fn in pair if rep % 2 == 0 else reversed(pair):
             samples.append(fn())
-        print(f"  {name} rep {rep + 1}: market {market[-1]:,.1f}/s  baseline {base[-1]:,.1f}/s")
+        print(f"  {name} rep {rep + 1}: market {market[-1]:,.3f}/s  baseline {base[-1]:,.3f}/s")
     return statistics.median(market) / statistics.median(base), market, base
 
 
@@ -201,7 +201,7 @@ def main() -> int:
     for label, m, b, ratio, target, passed in rows:
         verdict = "PASS" if passed else "FAIL"
         print(
-            f"{label:<48} {statistics.median(m):>10,.1f} {statistics.median(b):>11,.1f}"
+            f"{label:<48} {statistics.median(m):>10,.3f} {statistics.median(b):>11,.3f}"
             f" {ratio:>7.2f} {'>= ' + str(target):>7}  {verdict}"
         )
     if args.quick:
