@@ -158,8 +158,9 @@ class Gateway:
                     records[row.task_id] = row
                 if progress is not None:
                     progress.update(rows, view.round)
+        by_id = {first_id + g.task_id: g for g in tasks}
         return [records[t] for t in sorted(records)] + [
-            lost_record(t, tasks[t - first_id]) for t in sorted(lost)
+            lost_record(t, by_id[t]) for t in sorted(lost)
         ]
 
     def submit(
