@@ -1,6 +1,14 @@
-"""Shared fixtures: a small network used by many protocol tests."""
+"""Shared fixtures: a small network used by many protocol tests, and one real local Ray."""
 
 from __future__ import annotations
+
+import os
+
+# Ray reads these when it is imported and started (only the cluster tests start it).
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,3 +25,15 @@ def bittensor_network() -> Protocol:
         p.bond(name, "op", amount * TOKEN)
     p.initialize_round()
     return p
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """One real local Ray for every cluster test (started only when a test asks for it)."""
+    from cluster_fixtures import RayTestCluster
+
+    cluster = RayTestCluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
