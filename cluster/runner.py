@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import csv
 import json
 import logging
@@ -69,15 +70,18 @@ class RaySession:
     worker_nodes: list[Any] = field(default_factory=list)
     node_args: dict[str, Any] = field(default_factory=dict)
 
+    def shutdown_cluster(self) -> None:
+        """Stop the local multi-node cluster, if this session made one (idempotent)."""
+        cluster, self.cluster = self.cluster, None
+        if cluster is not None:
+            cluster.shutdown()
+
     def replace_worker_node(self) -> str:
         """Remove a worker node (with what runs on it) and add a fresh one."""
         if self.cluster is None or not self.worker_nodes:
             raise RunError("kill-node: needs the local multi-node cluster `run` makes itself")
         node = self.worker_nodes.pop(0)
         self.cluster.remove_node(node)
-        # Ray 2.60's atexit hook of a removed node reads this attribute it has deleted.
-        if not hasattr(node, "all_processes"):
-            node.all_processes = {}
         self.worker_nodes.append(self.cluster.add_node(**self.node_args))
         return "removed a worker node and added a fresh one"
 
@@ -101,6 +105,8 @@ def ray_session(
     import ray
 
     if ray.is_initialized():  # the caller (a test, a notebook) already joined a cluster
+        if worker_nodes:
+            raise RunError("--chaos kill-node: only on the local cluster `run` makes itself")
         check_resources(config, ray.cluster_resources())
         yield RaySession(address="connected")
         return
@@ -129,7 +135,13 @@ def ray_session(
                 from ray.cluster_utils import Cluster
 
                 resource = hosts.coprocessor_resource or DEFAULT_COPROCESSOR_RESOURCE
-                session.cluster = Cluster(initialize_head=True, head_node_args=head)
+                # Nodes register no exit hooks of their own (those install signal
+                # handlers, which fail when chaos adds a node from its thread); the
+                # finally below and an atexit hook shut the cluster down instead.
+                session.cluster = Cluster(
+                    initialize_head=True, head_node_args=head, shutdown_at_exit=False
+                )
+                atexit.register(session.shutdown_cluster)
                 session.node_args = {"num_cpus": 1, "resources": {resource: 1}}
                 for _ in range(worker_nodes):
                     session.worker_nodes.append(session.cluster.add_node(**session.node_args))
@@ -143,8 +155,7 @@ def ray_session(
         yield session
     finally:
         ray.shutdown()
-        if session.cluster is not None:
-            session.cluster.shutdown()
+        session.shutdown_cluster()
 
 
 def check_resources(config: RunConfig, available: dict[str, float]) -> None:
