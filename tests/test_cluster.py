@@ -461,3 +461,27 @@ def test_signed_transactions_through_a_network_that_is_up(
     assert main(["verify", str(d)]) == 0
     with pytest.raises(ValueError):
         ray.get_actor(COORDINATOR_NAME, namespace="stakeray")  # down stopped it
+
+
+# --- the CLI's own multi-node cluster (a separate process) -----------------------------------
+
+
+def test_cli_chaos_kill_node_on_its_own_local_cluster(tmp_path: Path) -> None:
+    """`stakeray run --chaos kill-node=1` builds a head and a worker node, removes the worker
+    node mid-run and adds a fresh one; the run completes and verifies."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "kill-node"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    command = [sys.executable, "-m", "cluster.cli", "run", QUICKSTART, "--out", str(out)]
+    command += ["--count", "240", "--quiet", "--chaos", "kill-node=1"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    [(_at, fault, what)] = summary["chaos"]
+    assert fault == "kill-node" and what.startswith("removed a worker node"), what
+    assert summary["tasks_submitted"] == 240 and summary["conservation_ok"] is True
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert main(["verify", str(out)]) == 0
