@@ -80,14 +80,29 @@ class AskFactors(NamedTuple):
     failure_ppm: int
 
 
+def compute_ask_factors_many(
+    utilisation: Sequence[float], reputation: Sequence[float], params: Params
+) -> list[AskFactors]:
+    """Return :class:`AskFactors` for many coprocessors at once (the load curve vectorised).
+
+    ``utilisation`` is each one's ``load / capacity`` and ``reputation`` its
+    ``sigmoid(f)``; the floats become integer PPM factors as in
+    :func:`compute_amplification_ppm`.
+    """
+    loads = np.asarray(utilisation, dtype=np.float64)
+    premium = np.atleast_1d(params.load_curve.compute_load_premium(loads)) * PPM
+    amplification = np.atleast_1d(params.load_curve.compute_slash_amplification(loads)) * PPM
+    return [
+        AskFactors(int(a), int(b), int((1.0 - r) * PPM))
+        for a, b, r in zip(premium.tolist(), amplification.tolist(), reputation, strict=True)
+    ]
+
+
 def compute_ask_factors(c: Coprocessor, params: Params) -> AskFactors:
     """Return ``c``'s load premium, slash amplification and failure chance (1 - reputation)."""
-    premium = params.load_curve.compute_load_premium(compute_utilisation(c))
-    return AskFactors(
-        int(premium * PPM),
-        compute_amplification_ppm(c, params),
-        int((1.0 - compute_reputation(c.reputation_f)) * PPM),
-    )
+    return compute_ask_factors_many(
+        [compute_utilisation(c)], [compute_reputation(c.reputation_f)], params
+    )[0]
 
 
 def compute_ask_from(

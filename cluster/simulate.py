@@ -1,0 +1,480 @@
+"""The paper's experiments: the market's rules with execution replaced by drawn outcomes.
+
+``stakeray simulate EXPERIMENT.yaml --out DIR`` runs, for every point of a
+sweep and every Monte Carlo seed, a network of operators and coprocessors for
+a number of rounds. The rules are the protocol's own code:
+
+- stake, delegation, issuance, reward calls, fee pools, operator slashing and
+  the active set: a real :class:`protocol.Protocol` (``initialize_round``,
+  ``reward``, ``pay_fees_batch``, ``slash_operator``);
+- operator choice: :func:`protocol.selection.select_operators`;
+- the Dutch auction: :func:`protocol.auction.clear_batch` over a
+  :class:`~protocol.auction.CoprocessorBook` with asks from
+  :func:`protocol.market.compute_ask_from`;
+- coprocessor slashes: :func:`protocol.market.compute_slash_of` with the load
+  curve's amplification (:func:`protocol.market.compute_amplification_ppm`);
+- reputation: :func:`protocol.reputation.compute_gas_update`.
+
+What is drawn instead of run: each task's difficulty (lognormal) and its
+outcome, a Bernoulli of the executor's reliability. An operator runs a task
+itself when its resources cover the difficulty (SPEC 6), else auctions it; no
+taker above the reserve: it runs it itself. A coprocessor's failure is caught
+by verification: its collateral is slashed (half to the operator) and the
+client refunded. An operator's own failure is caught only by an audit
+(``audit_rate``): then its own bond is slashed by the sweep's slashing factor
+and the client refunded; an operator whose bond falls below
+``min_operator_bond`` leaves the active set, as SPEC 7 says.
+
+Batching is per round: one selection, one ``clear_batch``, one fee batch per
+round; only reward calls, slashes and reputation updates are per participant.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from protocol import Params, Protocol, ProtocolError
+from protocol.auction import CoprocessorBook, clear_batch
+from protocol.market import (
+    compute_ask_factors_many,
+    compute_ask_from,
+    compute_slash_of,
+)
+from protocol.reputation import compute_gas_update, compute_reputation
+from protocol.selection import select_operators
+from protocol.state import Coprocessor
+from protocol.units import PPM, TOKEN, Address, ppm_of, tokens
+
+from .config import ConfigError
+
+CLIENT: Address = "client"
+
+Range = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+class ParticipantsConfig(BaseModel):
+    """A population drawn uniformly between the bounds of each ``[low, high]`` range."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: Annotated[int, Field(ge=1, le=100_000)]
+    stake: Range = [1000.0, 10000.0]
+    resources: Range = [0.5, 4.0]
+    reliability: Range = [0.9, 0.999]
+    capacity: Annotated[list[int], Field(min_length=2, max_length=2)] = [5, 20]
+    cost_ppm: Annotated[list[int], Field(min_length=2, max_length=2)] = [100_000, 400_000]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        for name in ("stake", "resources", "reliability", "capacity", "cost_ppm"):
+            low, high = getattr(self, name)
+            if low > high or low < 0:
+                raise ValueError(f"{name}: need 0 <= low <= high, got {[low, high]}")
+        if self.reliability[1] > 1:
+            raise ValueError("reliability: must be <= 1")
+        return self
+
+
+class TasksConfig(BaseModel):
+    """Tasks per round, their difficulty (lognormal) and fee per unit of difficulty."""
+
+    model_config = ConfigDict(extra="forbid")
+    per_round: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    difficulty_median: Annotated[float, Field(gt=0)] = 1.0
+    difficulty_sigma: Annotated[float, Field(ge=0)] = 1.0
+    fee_per_difficulty: Annotated[float, Field(gt=0)] = 1.0
+
+
+class ExperimentConfig(BaseModel):
+    """The whole experiment: network, tasks, rounds, protocol parameters and the sweep."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "experiment"
+    seed: int = 0
+    seeds: Annotated[int, Field(ge=1, le=1000)] = 1
+    rounds: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    operators: ParticipantsConfig
+    coprocessors: ParticipantsConfig
+    tasks: TasksConfig = TasksConfig()
+    params: dict[str, Any] = Field(default_factory=dict)
+    sweep: dict[str, list[Any]] = Field(default_factory=lambda: {"slash_fraction": [100_000]})
+
+    @model_validator(mode="after")
+    def _sweep(self) -> Self:
+        if len(self.sweep) != 1:
+            raise ValueError("sweep: give exactly one parameter and its values")
+        ((name, values),) = self.sweep.items()
+        if name not in Params.model_fields or not values:
+            raise ValueError(f"sweep: {name!r} is not a protocol parameter with values")
+        return self
+
+    def points(self) -> list[tuple[str, Any]]:
+        ((name, values),) = self.sweep.items()
+        return [(name, v) for v in values]
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    """Load and validate an experiment file (one-line errors naming the field)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: invalid YAML") from None
+    try:
+        config = ExperimentConfig.model_validate(data)
+        for name, value in config.points():
+            Params.build(**{**config.params, name: value})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
+    except ProtocolError as exc:
+        raise ConfigError(f"{path}: params: {exc}") from None
+    return config
+
+
+# --- one simulation --------------------------------------------------------------------
+
+
+@dataclass
+class Population:
+    """Drawn attributes, one array entry per participant."""
+
+    names: list[str]
+    stake: list[int]
+    resources: np.ndarray
+    reliability: np.ndarray
+    capacity: np.ndarray
+    cost_ppm: np.ndarray
+
+
+def draw_population(prefix: str, spec: ParticipantsConfig, rng: np.random.Generator) -> Population:
+    n = spec.count
+    stake = rng.uniform(*spec.stake, n)
+    return Population(
+        names=[f"{prefix}-{i:04d}" for i in range(n)],
+        stake=[tokens(f"{s:.6f}") for s in stake],
+        resources=rng.uniform(*spec.resources, n),
+        reliability=rng.uniform(*spec.reliability, n),
+        capacity=rng.integers(spec.capacity[0], spec.capacity[1] + 1, n),
+        cost_ppm=rng.integers(spec.cost_ppm[0], spec.cost_ppm[1] + 1, n),
+    )
+
+
+@dataclass
+class PointResult:
+    """What one sweep point and seed produced."""
+
+    row: dict[str, Any]
+    rounds: list[dict[str, Any]]
+    participants: list[dict[str, Any]]
+
+
+def simulate_point(
+    config: ExperimentConfig, name: str, value: Any, seed: int, progress: bool = False
+) -> PointResult:
+    """Run one network for ``config.rounds`` rounds with ``params[name] = value``."""
+    rng = np.random.default_rng([config.seed, seed])
+    params = Params.build(**{**config.params, name: value})
+    ops = draw_population("op", config.operators, rng)
+    cops = draw_population("cop", config.coprocessors, rng)
+    collateral = list(cops.stake)  # a coprocessor's "stake" is its collateral
+    balances = dict(zip(ops.names, ops.stake, strict=True))
+    fee_scale = tokens(f"{config.tasks.fee_per_difficulty:.9f}")
+    # The client holds twice the expected fees (lognormal mean), not more: a liquid
+    # balance counts against the bonding rate that steers issuance (SPEC 3).
+    mean_difficulty = config.tasks.difficulty_median * math.exp(
+        config.tasks.difficulty_sigma**2 / 2
+    )
+    expected = config.rounds * config.tasks.per_round * mean_difficulty * fee_scale
+    balances[CLIENT] = int(2 * expected) + 10 * TOKEN
+    p = Protocol(params, balances)
+    for op, stake in zip(ops.names, ops.stake, strict=True):
+        p.bond(op, op, stake)
+        p.register_operator(op, reward_cut=100_000, fee_share=900_000)
+    gas = params.gas
+    cop_f = np.full(len(cops.names), gas.initial_f)
+    op_f = np.full(len(ops.names), gas.initial_f)
+    op_index = {n: i for i, n in enumerate(ops.names)}
+    op_reward = np.zeros(len(ops.names))  # tokens: issuance + fees
+    op_issuance = np.zeros(len(ops.names))
+    cop_reward = np.zeros(len(cops.names))
+    cop_tasks = np.zeros(len(cops.names), dtype=np.int64)
+    cop_slashes = np.zeros(len(cops.names), dtype=np.int64)
+    op_slashes = np.zeros(len(ops.names), dtype=np.int64)
+    rounds: list[dict[str, Any]] = []
+    cumulative = 0.0
+    next_task = 0
+    started = time.perf_counter()
+    for _ in range(config.rounds):
+        n = p.initialize_round()
+        active = p.active_set
+        names = sorted(active)
+        minted = 0
+        for op in names:
+            amount = p.reward(op)
+            minted += amount
+            op_issuance[op_index[op]] += amount / TOKEN
+            op_reward[op_index[op]] += amount / TOKEN
+        # Tasks of the round.
+        count = config.tasks.per_round
+        difficulty = rng.lognormal(
+            math.log(config.tasks.difficulty_median), config.tasks.difficulty_sigma, count
+        )
+        fees = [max(1, int(d * fee_scale)) for d in difficulty]
+        ids = list(range(next_task, next_task + count))
+        next_task += count
+        picks = (
+            select_operators(
+                names,
+                [active[x] for x in names],
+                ids,
+                config.seed + seed,
+                w_stake=params.w_stake,
+                w_random=params.w_random,
+            )
+            if names
+            else [None] * count
+        )
+        op_of = np.array([op_index[x] if x is not None else -1 for x in picks])
+        placed = op_of >= 0
+        own = placed & (ops.resources[np.maximum(op_of, 0)] >= difficulty)
+        heavy = np.flatnonzero(placed & ~own)
+        # The auction: one book for the round, asks at the round's median fee.
+        book_cops = [
+            Coprocessor(
+                address=c,
+                capacity=int(cops.capacity[i]),
+                free=collateral[i],
+                reputation_f=float(cop_f[i]),
+            )
+            for i, c in enumerate(cops.names)
+        ]
+        median_fee = int(np.median([fees[i] for i in heavy])) if len(heavy) else 1
+        reputation = [compute_reputation(float(f)) for f in cop_f]
+        factors = compute_ask_factors_many([0.0] * len(book_cops), reputation, params)
+        asks = [
+            compute_ask_from(
+                factors[i], median_fee, ppm_of(median_fee, int(cops.cost_ppm[i])), 0, params
+            )
+            for i in range(len(book_cops))
+        ]
+        book = CoprocessorBook(
+            asks=np.array(asks, dtype=object),
+            capacity=cops.capacity.astype(np.int64) * 1,
+            load=np.zeros(len(cops.names), dtype=np.int64),
+            collateral=np.array(collateral, dtype=object),
+            reputation=np.array(reputation),
+            min_reputation=params.min_reputation,
+        )
+        heavy_fees = [fees[i] for i in heavy]
+        required = [ppm_of(f, params.collateral_ratio) for f in heavy_fees]
+        results = clear_batch(
+            heavy_fees,
+            book,
+            step_ppm=params.auction_step,
+            reserve_ppm=params.reserve_ratio,
+            required=required,
+        )
+        winner = np.full(count, -1)
+        price = np.zeros(count, dtype=object)
+        for j, r in zip(heavy, results, strict=True):
+            if r.winner is not None:
+                winner[j] = r.winner
+                price[j] = r.price
+        # Outcomes.
+        draws = rng.random(count)
+        by_cop = winner >= 0
+        self_run = placed & ~by_cop
+        cop_ok = by_cop & (draws < cops.reliability[np.maximum(winner, 0)])
+        op_ok = self_run & (draws < ops.reliability[np.maximum(op_of, 0)])
+        audited = self_run & ~op_ok & (rng.random(count) < params.audit_rate / PPM)
+        # Pay: operators' pools get the price (the whole fee when self-run and not caught).
+        earned: dict[int, int] = {}
+        utilisation = (book.load / np.maximum(cops.capacity, 1)).tolist()
+        amp = [
+            f.amplification_ppm for f in compute_ask_factors_many(utilisation, reputation, params)
+        ]
+        for j in np.flatnonzero(placed):
+            o = int(op_of[j])
+            if by_cop[j]:
+                c = int(winner[j])
+                cop_tasks[c] += 1
+                if cop_ok[j]:
+                    earned[o] = earned.get(o, 0) + int(price[j])
+                    cop_reward[c] += (fees[j] - int(price[j])) / TOKEN
+                else:
+                    slash = compute_slash_of(required[_pos(heavy, j)], amp[c], params)
+                    collateral[c] -= slash
+                    cop_slashes[c] += 1
+            elif op_ok[j] or not audited[j]:
+                earned[o] = earned.get(o, 0) + fees[j]
+        rows = [(CLIENT, ops.names[o], amount) for o, amount in sorted(earned.items())]
+        if rows:
+            p.pay_fees_batch(rows)
+        for o, amount in earned.items():
+            op_reward[o] += amount / TOKEN
+        for j in np.flatnonzero(audited):
+            o = int(op_of[j])
+            try:
+                p.slash_operator(ops.names[o], params.slash_fraction)
+            except ProtocolError:  # nothing left to slash
+                continue
+            op_slashes[o] += 1
+        # Reputation (GAS), one step per participant with the round's outcomes.
+        cop_n = np.bincount(winner[by_cop], minlength=len(cops.names))
+        cop_k = np.bincount(winner[cop_ok], minlength=len(cops.names))
+        cop_f = np.array(
+            [
+                compute_gas_update(f, int(a), int(b), gas)
+                for f, a, b in zip(cop_f, cop_n, cop_k, strict=True)
+            ]
+        )
+        op_n = np.bincount(op_of[self_run], minlength=len(ops.names))
+        op_k = np.bincount(op_of[op_ok | (self_run & ~audited)], minlength=len(ops.names))
+        op_f = np.array(
+            [
+                compute_gas_update(f, int(a), int(b), gas)
+                for f, a, b in zip(op_f, op_n, op_k, strict=True)
+            ]
+        )
+        cumulative += minted / TOKEN + sum(earned.values()) / TOKEN
+        loads = book.load / np.maximum(cops.capacity, 1)
+        rounds.append(
+            {
+                name: value,
+                "seed": seed,
+                "round": n,
+                "active_operators": len(names),
+                "cumulative_reward": round(cumulative, 6),
+                "tasks": count,
+                "self_executed": int(self_run.sum()),
+                "auctioned": int(by_cop.sum()),
+                "coprocessor_failures": int((by_cop & ~cop_ok).sum()),
+                "operator_slashes": int(audited.sum()),
+                "mean_load": round(float(loads.mean()), 6),
+                "max_load": round(float(loads.max()), 6),
+            }
+        )
+        if progress and n % 50 == 0:
+            print(
+                f"\r{name}={value} seed {seed}: round {n}/{config.rounds}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+    if progress:
+        print(file=sys.stderr)
+    op_rep = np.array([compute_reputation(f) for f in op_f])
+    from protocol.metrics import compute_gini
+
+    corr = _pearson(op_rep, op_reward)
+    row = {
+        name: value,
+        "slashing": int(value) / PPM if name == "slash_fraction" else None,
+        "seed": seed,
+        "operators": len(ops.names),
+        "coprocessors": len(cops.names),
+        "rounds": config.rounds,
+        "tasks": next_task,
+        "active_operators_final": len(p.active_set),
+        "cumulative_reward_final": round(cumulative, 6),
+        "reputation_reward_corr": None if corr is None else round(corr, 6),
+        "gini_rewards": round(compute_gini(op_reward), 6),
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+    participants = [
+        {
+            name: value,
+            "seed": seed,
+            "role": "operator",
+            "id": o,
+            "total_reward": round(float(op_reward[i]), 6),
+            "issuance": round(float(op_issuance[i]), 6),
+            "reputation": round(float(op_rep[i]), 6),
+            "active": int(p.is_active(o)),
+            "stake": round(p.operator_stake(o) / TOKEN, 6),
+            "slashes": int(op_slashes[i]),
+            "tasks": 0,
+        }
+        for i, o in enumerate(ops.names)
+    ] + [
+        {
+            name: value,
+            "seed": seed,
+            "role": "coprocessor",
+            "id": c,
+            "total_reward": round(float(cop_reward[i]), 6),
+            "issuance": 0.0,
+            "reputation": round(compute_reputation(float(cop_f[i])), 6),
+            "active": 1,
+            "stake": round(collateral[i] / TOKEN, 6),
+            "slashes": int(cop_slashes[i]),
+            "tasks": int(cop_tasks[i]),
+        }
+        for i, c in enumerate(cops.names)
+    ]
+    p.check_invariants()
+    return PointResult(row, rounds, participants)
+
+
+def _pos(heavy: np.ndarray, j: int) -> int:
+    return int(np.searchsorted(heavy, j))
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
+    if len(x) < 2 or float(np.std(x)) == 0.0 or float(np.std(y)) == 0.0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+# --- the sweep ---------------------------------------------------------------------------
+
+
+def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
+    """Run every sweep point and seed (skipping those already in ``out``); write the outputs."""
+    out.mkdir(parents=True, exist_ok=True)
+    parts = out / "points"
+    parts.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    results: list[PointResult] = []
+    for name, value in config.points():
+        for seed in range(config.seeds):
+            path = parts / f"{name}={value}-seed={seed}.json"
+            if path.exists():  # resumable: a finished point is kept
+                data = json.loads(path.read_text())
+                results.append(PointResult(data["row"], data["rounds"], data["participants"]))
+                continue
+            result = simulate_point(config, name, value, seed, progress)
+            path.write_text(json.dumps(result.__dict__))
+            results.append(result)
+    summary = {
+        "experiment": config.name,
+        "seed": config.seed,
+        "sweep": [r.row for r in results],
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _write_csv(out / "rewards.csv", [x for r in results for x in r.participants])
+    _write_csv(out / "rounds.csv", [x for r in results for x in r.rounds])
+    return summary
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as fh:
+        if not rows:
+            return
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
