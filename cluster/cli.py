@@ -1,4 +1,4 @@
-"""The ``stakeray`` command line: run, up, submit, status, tx, down, verify, keys."""
+"""The ``stakeray`` command line: run, up, submit, status, tx, down, verify, report, keys."""
 
 from __future__ import annotations
 
@@ -52,6 +52,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         paced=not args.no_pace,
     )
     print_result(result)
+    from .report import write_report
+
+    print(f"report -> {write_report(out)}")
     return 0 if result.summary["conservation_ok"] else 1
 
 
@@ -62,7 +65,8 @@ def prepare_out(out: Path, overwrite: bool) -> None:
                 f"--out {out}: already holds a run; choose another directory or pass --overwrite"
             )
         shutil.rmtree(out / "ledger", ignore_errors=True)
-        for name in (*RUN_FILES, STATE_FILE, CONFIG_FILE):
+        shutil.rmtree(out / "figures", ignore_errors=True)  # the old report's
+        for name in (*RUN_FILES, STATE_FILE, CONFIG_FILE, "report.html"):
             (out / name).unlink(missing_ok=True)
 
 
@@ -119,6 +123,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
             return 1
     print("matches summary.json")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write a run directory's report.html and figures."""
+    from .report import write_report
+
+    print(f"report -> {write_report(Path(args.dir))}")
     return 0
 
 
@@ -366,6 +378,36 @@ def bar_elapsed(bar: Any) -> float:
     return time.monotonic() - bar.started
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run an experiment's sweep with drawn outcomes; print one line per point."""
+    from .simulate import load_experiment, run_experiment
+
+    config = load_experiment(args.experiment)
+    if args.rounds is not None:
+        config = config.model_copy(update={"rounds": args.rounds})
+    out = Path(args.out)
+    if (out / "summary.json").exists() and not args.resume:
+        if not args.overwrite:
+            raise RunError(
+                f"--out {out}: already holds results; pass --resume to continue"
+                " or --overwrite to start again"
+            )
+        shutil.rmtree(out)
+    summary = run_experiment(config, out, progress=not args.quiet)
+    ((name, _),) = config.sweep.items()
+    header = ("seed", 5), ("active", 7), ("cum. reward", 14), ("corr(rep,rew)", 14), ("gini", 7)
+    print(f"{name:>14} " + " ".join(f"{h:>{w}}" for h, w in header))
+    for row in summary["sweep"]:
+        corr = row["reputation_reward_corr"]
+        print(
+            f"{row[name]:>14} {row['seed']:>5} {row['active_operators_final']:>7}"
+            f" {row['cumulative_reward_final']:>14,.1f}"
+            f" {'-' if corr is None else f'{corr:.3f}':>14} {row['gini_rewards']:>7.3f}"
+        )
+    print(f"{len(summary['sweep'])} points in {summary['elapsed_s']:.1f} s -> {out}")
+    return 0
+
+
 # --- keys -----------------------------------------------------------------------------------
 
 
@@ -404,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("dir", help="run directory")
     verify.set_defaults(func=cmd_verify)
 
+    report = sub.add_parser("report", help="write a run directory's report.html and figures")
+    report.add_argument("dir", help="run directory")
+    report.set_defaults(func=cmd_report)
+
     up = sub.add_parser("up", help="start (or join) Ray and deploy a long-lived network")
     up.add_argument("config", help="YAML with the network")
     up.add_argument("--workload", help="workload YAML whose deadline the network uses")
@@ -441,6 +487,15 @@ def build_parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="finish a network: snapshot, summary, stop its actors")
     down.add_argument("--dir", required=True, help="run directory given to `up`")
     down.set_defaults(func=cmd_down)
+
+    simulate = sub.add_parser("simulate", help="run an experiment sweep with drawn outcomes")
+    simulate.add_argument("experiment", help="experiment YAML (e.g. examples/paper.yaml)")
+    simulate.add_argument("--out", required=True, help="output directory")
+    simulate.add_argument("--rounds", type=int, help="override the number of rounds")
+    simulate.add_argument("--resume", action="store_true", help="keep finished points in --out")
+    simulate.add_argument("--overwrite", action="store_true", help="start --out afresh")
+    simulate.add_argument("--quiet", action="store_true", help="no progress line")
+    simulate.set_defaults(func=cmd_simulate)
 
     keys = sub.add_parser("keys", help="manage the local Ed25519 keystore")
     keys.add_argument("action", choices=["new", "list"])

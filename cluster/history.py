@@ -3,7 +3,10 @@
 Replays genesis and every frame of ``events.log``; each transaction is
 attributed from the state *before* it applies (and from ``reward``'s return
 value), and one row per registered operator and coprocessor is emitted at
-the end of every round ``r >= 1``.
+the end of every round ``r >= 1``. ``auction_fees`` and ``auction_prices`` sum
+the fee and the clearing price of the auctioned tasks (those a coprocessor
+ran) settled that round, so ``auction_prices / auction_fees`` is the round's
+mean clearing margin. ``replay_delegators`` follows each delegator's stake.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ ROUND_COLUMNS = [
     "load",
     "tasks",
     "slashes",
+    "auction_fees",
+    "auction_prices",
 ]
 
 
@@ -49,6 +54,20 @@ class RoundRow:
     load: float
     tasks: int
     slashes: int
+    auction_fees: int = 0
+    auction_prices: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DelegatorStake:
+    """One delegator's pending stake when first seen at a round start, and at the end."""
+
+    delegator: str
+    operator: str
+    start_round: int
+    start: int
+    end: int
+    rounds: int  # rounds of rewards between ``start`` and ``end``
 
 
 class _Round:
@@ -59,6 +78,8 @@ class _Round:
         self.fees: Counter[Address] = Counter()
         self.tasks: Counter[Address] = Counter()
         self.slashes: Counter[Address] = Counter()
+        self.auction_fees: Counter[Address] = Counter()
+        self.auction_prices: Counter[Address] = Counter()
         self.peak = {a: c.load for a, c in protocol.state.coprocessors.items()}
 
     def before(self, protocol: Protocol, t: tx.Tx) -> None:
@@ -77,6 +98,10 @@ class _Round:
                 if task.coprocessor is not None:
                     self.fees[task.coprocessor] += task.fee - task.price
                     self.tasks[task.coprocessor] += 1
+                    for who in (task.operator, task.coprocessor):
+                        if who is not None:
+                            self.auction_fees[who] += task.fee
+                            self.auction_prices[who] += task.price
         elif isinstance(t, tx.FailCoprocessor | tx.FailOperator):
             task = state.tasks.get(t.task_id)
             if task is not None:
@@ -110,6 +135,8 @@ class _Round:
                 load=max(self.peak.get(a, 0), c.load) / c.capacity,
                 tasks=self.tasks[a],
                 slashes=self.slashes[a],
+                auction_fees=self.auction_fees[a],
+                auction_prices=self.auction_prices[a],
             )
             for a, c in sorted(state.coprocessors.items())
         ]
@@ -126,6 +153,8 @@ class _Round:
                 load=0.0,
                 tasks=self.tasks[a],
                 slashes=self.slashes[a],
+                auction_fees=self.auction_fees[a],
+                auction_prices=self.auction_prices[a],
             )
             for a in sorted(state.pools)
             if protocol.is_registered(a)
@@ -167,3 +196,40 @@ def write_rounds_csv(ledger_dir: str | Path, path: str | Path) -> Protocol:
         writer.writerow(ROUND_COLUMNS)
         writer.writerows(astuple(row) for row in rows)
     return protocol
+
+
+def replay_delegators(ledger_dir: str | Path) -> tuple[Protocol, list[DelegatorStake]]:
+    """Replay ``ledger_dir``; return the protocol and each delegator's stake path.
+
+    A delegator's start is its pending stake right after the first round start
+    at which it is bonded (before that round's rewards); its end is its pending
+    stake after the last round. Operators' self-bonds and delegators that
+    unbonded or moved to another operator are left out: their stake changed
+    for reasons other than rewards.
+    """
+    path = Path(ledger_dir) / LOG_NAME
+    if not path.exists():
+        raise LedgerError(f"ledger: no {LOG_NAME} in {ledger_dir}")
+    first: dict[Address, tuple[Address, int, int]] = {}
+    with EventLog(path, fsync=False) as events:
+        protocol = _genesis(events)
+        for payload in events.frames(1):
+            frame = tx.decode_tx(payload)
+            protocol.apply(frame)
+            inner = tx.parse_tx(frame.tx) if isinstance(frame, tx.Signed) else frame
+            if isinstance(inner, tx.InitializeRound):
+                for address, d in protocol.state.delegators.items():
+                    if d.delegate is not None and address not in first:
+                        stake = protocol.pending_stake(address)
+                        first[address] = (d.delegate, protocol.round, stake)
+    final = protocol.round
+    stakes = []
+    for address, (operator, start_round, start) in sorted(first.items()):
+        d = protocol.state.delegators[address]
+        if address in protocol.state.pools or d.locks or d.delegate != operator:
+            continue
+        end = protocol.pending_stake(address)
+        stakes.append(
+            DelegatorStake(address, operator, start_round, start, end, final - start_round + 1)
+        )
+    return protocol, stakes
