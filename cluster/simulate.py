@@ -174,11 +174,15 @@ def draw_population(prefix: str, spec: ParticipantsConfig, rng: np.random.Genera
 
 @dataclass
 class PointResult:
-    """What one sweep point and seed produced."""
+    """What one sweep point and seed produced; ``series`` holds per-round arrays for figures:
+    ``operator_reward`` and ``coprocessor_reward`` (tokens), ``coprocessor_tasks`` and
+    ``coprocessor_load`` (rounds x participants), and ``edges`` (operator x coprocessor tasks).
+    """
 
     row: dict[str, Any]
     rounds: list[dict[str, Any]]
     participants: list[dict[str, Any]]
+    series: dict[str, np.ndarray] | None = None
 
 
 def simulate_point(
@@ -214,6 +218,14 @@ def simulate_point(
     cop_slashes = np.zeros(len(cops.names), dtype=np.int64)
     op_slashes = np.zeros(len(ops.names), dtype=np.int64)
     rounds: list[dict[str, Any]] = []
+    shape_ops, shape_cops = (config.rounds, len(ops.names)), (config.rounds, len(cops.names))
+    series = {
+        "operator_reward": np.zeros(shape_ops, dtype=np.float64),
+        "coprocessor_reward": np.zeros(shape_cops, dtype=np.float64),
+        "coprocessor_tasks": np.zeros(shape_cops, dtype=np.int32),
+        "coprocessor_load": np.zeros(shape_cops, dtype=np.float32),
+        "edges": np.zeros((len(ops.names), len(cops.names)), dtype=np.int64),
+    }
     cumulative = 0.0
     next_task = 0
     started = time.perf_counter()
@@ -227,6 +239,7 @@ def simulate_point(
             minted += amount
             op_issuance[op_index[op]] += amount / TOKEN
             op_reward[op_index[op]] += amount / TOKEN
+            series["operator_reward"][n - 1, op_index[op]] += amount / TOKEN
         # Tasks of the round.
         count = config.tasks.per_round
         difficulty = rng.lognormal(
@@ -311,9 +324,13 @@ def simulate_point(
             if by_cop[j]:
                 c = int(winner[j])
                 cop_tasks[c] += 1
+                series["coprocessor_tasks"][n - 1, c] += 1
+                series["edges"][o, c] += 1
                 if cop_ok[j]:
                     earned[o] = earned.get(o, 0) + int(price[j])
-                    cop_reward[c] += (fees[j] - int(price[j])) / TOKEN
+                    pay = (fees[j] - int(price[j])) / TOKEN
+                    cop_reward[c] += pay
+                    series["coprocessor_reward"][n - 1, c] += pay
                 else:
                     slash = compute_slash_of(required[_pos(heavy, j)], amp[c], params)
                     collateral[c] -= slash
@@ -325,6 +342,7 @@ def simulate_point(
             p.pay_fees_batch(rows)
         for o, amount in earned.items():
             op_reward[o] += amount / TOKEN
+            series["operator_reward"][n - 1, o] += amount / TOKEN
         for j in np.flatnonzero(audited):
             o = int(op_of[j])
             try:
@@ -351,6 +369,7 @@ def simulate_point(
         )
         cumulative += minted / TOKEN + sum(earned.values()) / TOKEN
         loads = book.load / np.maximum(cops.capacity, 1)
+        series["coprocessor_load"][n - 1] = loads
         rounds.append(
             {
                 name: value,
@@ -426,7 +445,7 @@ def simulate_point(
         for i, c in enumerate(cops.names)
     ]
     p.check_invariants()
-    return PointResult(row, rounds, participants)
+    return PointResult(row, rounds, participants, series)
 
 
 def _pos(heavy: np.ndarray, j: int) -> int:
@@ -452,12 +471,23 @@ def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True
     for name, value in config.points():
         for seed in range(config.seeds):
             path = parts / f"{name}={value}-seed={seed}.json"
-            if path.exists():  # resumable: a finished point is kept
+            arrays = path.with_suffix(".npz")
+            if path.exists() and arrays.exists():  # resumable: a finished point is kept
                 data = json.loads(path.read_text())
-                results.append(PointResult(data["row"], data["rounds"], data["participants"]))
+                with np.load(arrays) as npz:
+                    series = {k: npz[k] for k in npz.files}
+                results.append(
+                    PointResult(data["row"], data["rounds"], data["participants"], series)
+                )
                 continue
             result = simulate_point(config, name, value, seed, progress)
-            path.write_text(json.dumps(result.__dict__))
+            np.savez_compressed(arrays, **(result.series or {}))
+            plain = {
+                "row": result.row,
+                "rounds": result.rounds,
+                "participants": result.participants,
+            }
+            path.write_text(json.dumps(plain))  # last: its presence marks the point finished
             results.append(result)
     summary = {
         "experiment": config.name,
