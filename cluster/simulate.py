@@ -95,6 +95,24 @@ class TasksConfig(BaseModel):
     fee_per_difficulty: Annotated[float, Field(gt=0)] = 1.0
 
 
+class DelegatorsSimConfig(BaseModel):
+    """Delegators bonded to random operators; with ``redelegate_every`` > 0 they follow
+    reputation: every that many rounds a ``redelegate_share`` of them looks at ``sample``
+    random active operators and moves its bond to the most reputable (a feedback loop
+    the paper lists as future work)."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    stake: Range = [10.0, 500.0]
+    redelegate_every: Annotated[int, Field(ge=0)] = 0
+    redelegate_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
+    sample: Annotated[int, Field(ge=1)] = 5
+
+
+SIMULATOR_KNOBS = ("redelegate_every",)
+"""Sweepable settings of the simulator itself (the other sweep keys are ``Params`` fields)."""
+
+
 class ExperimentConfig(BaseModel):
     """The whole experiment: network, tasks, rounds, protocol parameters and the sweep."""
 
@@ -106,6 +124,7 @@ class ExperimentConfig(BaseModel):
     operators: ParticipantsConfig
     coprocessors: ParticipantsConfig
     tasks: TasksConfig = TasksConfig()
+    delegators: DelegatorsSimConfig = DelegatorsSimConfig()
     params: dict[str, Any] = Field(default_factory=dict)
     sweep: dict[str, list[Any]] = Field(default_factory=lambda: {"slash_fraction": [100_000]})
 
@@ -114,9 +133,20 @@ class ExperimentConfig(BaseModel):
         if len(self.sweep) != 1:
             raise ValueError("sweep: give exactly one parameter and its values")
         ((name, values),) = self.sweep.items()
-        if name not in Params.model_fields or not values:
+        if (name not in Params.model_fields and name not in SIMULATOR_KNOBS) or not values:
             raise ValueError(f"sweep: {name!r} is not a protocol parameter with values")
         return self
+
+    def point_params(self, name: str, value: Any) -> Params:
+        """Return the protocol parameters of one sweep point."""
+        overrides = {name: value} if name in Params.model_fields else {}
+        return Params.build(**{**self.params, **overrides})
+
+    def point_delegators(self, name: str, value: Any) -> DelegatorsSimConfig:
+        """Return the delegator settings of one sweep point."""
+        if name in SIMULATOR_KNOBS:
+            return self.delegators.model_copy(update={name: int(value)})
+        return self.delegators
 
     def points(self) -> list[tuple[str, Any]]:
         ((name, values),) = self.sweep.items()
@@ -134,7 +164,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     try:
         config = ExperimentConfig.model_validate(data)
         for name, value in config.points():
-            Params.build(**{**config.params, name: value})
+            config.point_params(name, value)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -190,11 +220,16 @@ def simulate_point(
 ) -> PointResult:
     """Run one network for ``config.rounds`` rounds with ``params[name] = value``."""
     rng = np.random.default_rng([config.seed, seed])
-    params = Params.build(**{**config.params, name: value})
+    params = config.point_params(name, value)
+    delegation = config.point_delegators(name, value)
     ops = draw_population("op", config.operators, rng)
     cops = draw_population("cop", config.coprocessors, rng)
+    d_names = [f"del-{i:06d}" for i in range(delegation.count)]
+    d_stake = [tokens(f"{x:.6f}") for x in rng.uniform(*delegation.stake, delegation.count)]
     collateral = list(cops.stake)  # a coprocessor's "stake" is its collateral
     balances = dict(zip(ops.names, ops.stake, strict=True))
+    # A delegator keeps a few base units liquid: moving a bond is a bond of 1 more unit.
+    balances.update({d: x + 1000 for d, x in zip(d_names, d_stake, strict=True)})
     fee_scale = tokens(f"{config.tasks.fee_per_difficulty:.9f}")
     # The client holds twice the expected fees (lognormal mean), not more: a liquid
     # balance counts against the bonding rate that steers issuance (SPEC 3).
@@ -207,6 +242,11 @@ def simulate_point(
     for op, stake in zip(ops.names, ops.stake, strict=True):
         p.bond(op, op, stake)
         p.register_operator(op, reward_cut=100_000, fee_share=900_000)
+    for d, x, o in zip(
+        d_names, d_stake, rng.integers(0, len(ops.names), len(d_names)), strict=True
+    ):
+        p.bond(d, ops.names[int(o)], x)
+    redelegations = 0
     gas = params.gas
     cop_f = np.full(len(cops.names), gas.initial_f)
     op_f = np.full(len(ops.names), gas.initial_f)
@@ -367,6 +407,8 @@ def simulate_point(
                 for f, a, b in zip(op_f, op_n, op_k, strict=True)
             ]
         )
+        if delegation.redelegate_every and n % delegation.redelegate_every == 0 and names:
+            redelegations += redelegate(p, d_names, names, op_f, op_index, delegation, rng)
         cumulative += minted / TOKEN + sum(earned.values()) / TOKEN
         loads = book.load / np.maximum(cops.capacity, 1)
         series["coprocessor_load"][n - 1] = loads
@@ -396,12 +438,14 @@ def simulate_point(
     if progress:
         print(file=sys.stderr)
     op_rep = np.array([compute_reputation(f) for f in op_f])
-    from protocol.metrics import compute_gini
+    from protocol.metrics import compute_gini, compute_nakamoto_coefficient
+
+    stakes = [p.operator_stake(o) for o in ops.names]
 
     corr = _pearson(op_rep, op_reward)
     row = {
         name: value,
-        "slashing": int(value) / PPM if name == "slash_fraction" else None,
+        "slashing": params.slash_fraction / PPM,
         "seed": seed,
         "operators": len(ops.names),
         "coprocessors": len(cops.names),
@@ -412,6 +456,9 @@ def simulate_point(
         "reputation_reward_corr": None if corr is None else round(corr, 6),
         "gini_rewards": round(compute_gini(op_reward), 6),
         "elapsed_s": round(time.perf_counter() - started, 3),
+        "gini_stake_final": round(compute_gini(stakes), 6),
+        "nakamoto_stake_final": compute_nakamoto_coefficient(stakes),
+        "redelegations": redelegations,
     }
     participants = [
         {
@@ -446,6 +493,32 @@ def simulate_point(
     ]
     p.check_invariants()
     return PointResult(row, rounds, participants, series)
+
+
+def redelegate(
+    p: Protocol,
+    delegators: list[str],
+    active: list[str],
+    op_f: np.ndarray,
+    op_index: dict[str, int],
+    delegation: DelegatorsSimConfig,
+    rng: np.random.Generator,
+) -> int:
+    """Move a share of bonds to the most reputable of a few sampled active operators."""
+    moved = 0
+    movers = rng.random(len(delegators)) < delegation.redelegate_share
+    for i in np.flatnonzero(movers):
+        d = delegators[int(i)]
+        sample = rng.choice(len(active), size=min(delegation.sample, len(active)), replace=False)
+        best = max((active[int(k)] for k in sample), key=lambda o: op_f[op_index[o]])
+        if p.delegate_of(d) == best or op_f[op_index[best]] <= op_f[op_index[p.delegate_of(d)]]:
+            continue
+        try:
+            p.bond(d, best, 1)  # a bond to another operator moves the whole bond
+        except ProtocolError:
+            continue
+        moved += 1
+    return moved
 
 
 def _pos(heavy: np.ndarray, j: int) -> int:

@@ -97,3 +97,14 @@ def test_bad_experiment_files_name_the_field(tmp_path: Path, text: str, needle: 
     with pytest.raises(ConfigError) as err:
         load_experiment(path)
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_reputation_following_delegators_concentrate_stake() -> None:
+    """The future-work loop: bonds that follow reputation move, and stake concentrates."""
+    delegators = {"count": 60, "stake": [100, 500], "redelegate_share": 0.5}
+    base = config(delegators=delegators, sweep={"redelegate_every": [0, 5]})
+    static = simulate_point(base, "redelegate_every", 0, 0).row
+    moving = simulate_point(base, "redelegate_every", 5, 0).row
+    assert static["redelegations"] == 0 and moving["redelegations"] > 0
+    assert moving["gini_stake_final"] > static["gini_stake_final"]
+    assert moving["nakamoto_stake_final"] <= static["nakamoto_stake_final"]
