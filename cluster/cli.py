@@ -380,6 +380,7 @@ def bar_elapsed(bar: Any) -> float:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run an experiment's sweep with drawn outcomes; print one line per point."""
+    from .experiment_report import write_experiment_report
     from .simulate import load_experiment, run_experiment
 
     config = load_experiment(args.experiment)
@@ -405,6 +406,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             f" {'-' if corr is None else f'{corr:.3f}':>14} {row['gini_rewards']:>7.3f}"
         )
     print(f"{len(summary['sweep'])} points in {summary['elapsed_s']:.1f} s -> {out}")
+    print(f"report: {write_experiment_report(out)}")
     return 0
 
 

@@ -617,14 +617,19 @@ window.addEventListener("load", function () {
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 
-def figure_html(spec: FigureSpec, png: Path) -> str:
-    """One <figure> with the PNG embedded as a data URI."""
+def embed_figure(name: str, png: Path, caption: str) -> str:
+    """One <figure> with the PNG embedded as a data URI and an escaped caption."""
     encoded = base64.b64encode(png.read_bytes()).decode("ascii")
     return (
-        f'<figure id="{spec.name}">'
-        f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(spec.name)}">'
-        f"<figcaption>{html.escape(spec.caption)}</figcaption></figure>"
+        f'<figure id="{name}">'
+        f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(name)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
     )
+
+
+def figure_html(spec: FigureSpec, png: Path) -> str:
+    """One <figure> with the PNG embedded as a data URI."""
+    return embed_figure(spec.name, png, spec.caption)
 
 
 def render_html(data: RunData, figures: Sequence[tuple[FigureSpec, Path]]) -> str:

@@ -1,0 +1,84 @@
+"""The paper's figures from a simulated sweep: seven valid PNGs on one self-contained page."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_report import DATA_URI, PNG_MAGIC, find_chromium
+from test_simulate import SMALL
+
+from cluster.experiment_report import PAPER_FIGURES, write_experiment_report
+from cluster.simulate import ExperimentConfig, run_experiment
+
+NAMES = [
+    "fig2_active_and_cumulative",
+    "fig3_operator_rewards",
+    "fig4_reputation_reward",
+    "fig5_network",
+    "fig6_load_reward",
+    "fig7_coprocessor_tasks",
+    "fig9_load_by_value",
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = ExperimentConfig.model_validate({**SMALL, "rounds": 30})
+    out = tmp_path_factory.mktemp("experiment") / "sim"
+    run_experiment(config, out, progress=False)
+    return write_experiment_report(out)
+
+
+def png_width(path: Path) -> int:
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC) and b"IEND" in data[-12:], path
+    return int.from_bytes(data[16:20], "big")
+
+
+def check_page(path: Path) -> str:
+    """Seven data URIs, one caption each, nothing external."""
+    page = path.read_text()
+    assert len(DATA_URI.findall(page)) == len(NAMES) == page.count("<img ")
+    assert page.count("<figcaption>") == len(NAMES)
+    for ref in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page):
+        assert ref.startswith("data:"), ref
+    assert "http://" not in page and "https://" not in page and "url(" not in page
+    return page
+
+
+def test_seven_figures_and_a_self_contained_page(report: Path) -> None:
+    assert [f.name for f in PAPER_FIGURES] == NAMES
+    assert report.name == "report.html"
+    for name in NAMES:
+        assert png_width(report.parent / "figures" / f"{name}.png") > 500, name  # not "no data"
+    page = check_page(report)
+    assert page.count("Paper Fig.") == len(NAMES) and page.count("Ours:") == len(NAMES)
+    assert "<th>active_operators_final</th>" in page  # the sweep table
+    assert "s = 0.01" in page and "s = 0.5" in page
+    assert "Pearson r" in page and "coefficient of variation" in page
+
+
+def test_missing_data_draws_placeholders(tmp_path: Path) -> None:
+    report = write_experiment_report(tmp_path)
+    check_page(report)
+    for name in NAMES:
+        assert png_width(tmp_path / "figures" / f"{name}.png") == 500, name
+    assert "No summary.json" in report.read_text()
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="no chromium binary on PATH")
+def test_every_image_loads_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    chromium = find_chromium()
+    assert chromium is not None
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+    command += [f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    command += ["--dump-dom", report.resolve().as_uri()]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    body = re.search(r"<body[^>]*>", done.stdout)
+    assert body, done.stderr[-2000:]
+    loaded = re.search(r'data-images-loaded="(\d+)"', body.group(0))
+    assert loaded, f"the load script did not run: {body.group(0)}"
+    assert int(loaded.group(1)) == len(NAMES) == done.stdout.count("<img ")
