@@ -96,8 +96,8 @@ def find_chromium() -> str | None:
     return None
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="no chromium binary on PATH")
-def test_every_image_loads_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+def images_loaded_in_chromium(report: Path, tmp_path: Path) -> tuple[int, int]:
+    """Open ``report`` in headless Chromium; return (images loaded, <img> tags in the DOM)."""
     chromium = find_chromium()
     assert chromium is not None
     command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
@@ -108,7 +108,12 @@ def test_every_image_loads_in_headless_chromium(report: Path, tmp_path: Path) ->
     assert body, done.stderr[-2000:]
     loaded = re.search(r'data-images-loaded="(\d+)"', body.group(0))
     assert loaded, f"the load script did not run: {body.group(0)}"
-    assert int(loaded.group(1)) == len(FIGURES) == done.stdout.count("<img ")
+    return int(loaded.group(1)), done.stdout.count("<img ")
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="no chromium binary on PATH")
+def test_every_image_loads_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    assert images_loaded_in_chromium(report, tmp_path) == (len(FIGURES), len(FIGURES))
 
 
 def test_a_bare_ledger_reports_with_placeholders(tmp_path: Path) -> None:
