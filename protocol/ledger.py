@@ -32,6 +32,8 @@ from .units import Address, Amount
 log = logging.getLogger(__name__)
 
 LOG_NAME = "events.log"
+KEEP_SNAPSHOTS = 3
+"""How many of the newest snapshots a ledger keeps (recovery falls back through them)."""
 SNAPSHOT_PREFIX = "snapshot-"
 
 
@@ -159,7 +161,12 @@ class Ledger:
             state_hash=self.protocol.state_hash(),
         )
         name = f"{SNAPSHOT_PREFIX}{self.protocol.round:08d}.msgpack"
-        return write_snapshot(self.directory, name, codec.encode(record))
+        path = write_snapshot(self.directory, name, codec.encode(record))
+        # Older snapshots only serve if newer ones are damaged: a few suffice, and
+        # keeping all of them grows the ledger quadratically with the run.
+        for old in list_snapshots(self.directory, SNAPSHOT_PREFIX)[:-KEEP_SNAPSHOTS]:
+            old.unlink(missing_ok=True)
+        return path
 
     def close(self) -> None:
         """Commit and close the log."""

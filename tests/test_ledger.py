@@ -264,6 +264,16 @@ def test_snapshots_every_n_rounds(tmp_path: Path) -> None:
     assert snapshots(other) == [f"snapshot-{r:08d}.msgpack" for r in (2, 4, 6)]
 
 
+def test_only_the_newest_snapshots_are_kept_and_recovery_still_works(tmp_path: Path) -> None:
+    ledger = make_ledger(tmp_path, rounds=9, snapshot_every=1)
+    live = ledger.protocol.state_hash()
+    kept = snapshots(tmp_path)
+    assert len(kept) == 3 and kept == sorted(kept)[-3:]
+    assert kept[-1] == f"snapshot-{ledger.protocol.round:08d}.msgpack"
+    ledger.close()
+    assert Ledger.open(tmp_path, fsync=False).protocol.state_hash() == live
+
+
 def test_recovery_uses_the_newest_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ledger = make_ledger(tmp_path, rounds=8, snapshot_every=3)
     live = ledger.protocol.state_hash()
