@@ -241,9 +241,13 @@ def test_gini_bounds(values: list[int]) -> None:
 
 
 @given(float_amounts)
-def test_gini_bounds_floats(values: list[float]) -> None:
-    n = len(values)
-    assert 0.0 <= compute_gini(values) <= 1.0 - 1.0 / n
+def test_gini_floats_match_the_pairwise_definition(values: list[float]) -> None:
+    # The float path clamps into [0, 1 - 1/n], so bounds alone could not fail: compare
+    # with the definition computed exactly on the same floats instead.
+    exact = [Fraction(v) for v in values]
+    n = len(exact)
+    pairwise = sum(abs(a - b) for a in exact for b in exact)
+    assert compute_gini(values) == pytest.approx(float(pairwise / (2 * n * sum(exact))), abs=1e-9)
 
 
 @given(nonzero_amounts)
@@ -281,14 +285,24 @@ def test_hhi_bounds(values: list[int]) -> None:
 
 
 @given(float_amounts)
-def test_hhi_bounds_floats(values: list[float]) -> None:
-    n = len(values)
-    assert 1.0 / n <= compute_hhi(values) <= 1.0
+def test_hhi_floats_match_the_exact_sum_of_squared_shares(values: list[float]) -> None:
+    # As for Gini: the float path clamps into [1/n, 1], so check the value itself.
+    exact = [Fraction(v) for v in values]
+    total = sum(exact)
+    expected = sum(v * v for v in exact) / (total * total)
+    assert compute_hhi(values) == pytest.approx(float(expected), abs=1e-12)
 
 
 @given(nonzero_amounts)
-def test_theil_bounds(values: list[int]) -> None:
-    assert 0.0 <= compute_theil_index(values) <= math.log(len(values))
+def test_theil_matches_its_definition(values: list[int]) -> None:
+    # The result is clamped into [0, ln n], so compare with the formula on the means.
+    n = len(values)
+    mean = Fraction(sum(values), n)
+    expected = (
+        math.fsum(float(Fraction(x) / mean) * math.log(Fraction(x) / mean) for x in values if x > 0)
+        / n
+    )
+    assert compute_theil_index(values) == pytest.approx(expected, abs=1e-9)
 
 
 @given(amounts)
