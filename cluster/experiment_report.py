@@ -27,6 +27,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
+from protocol.metrics import compute_correlation
 from protocol.units import PPM
 
 from .report import (
@@ -39,7 +40,6 @@ from .report import (
     html_table,
     new_figure,
     no_data,
-    pearson,
     read_csv,
 )
 
@@ -266,7 +266,7 @@ def fig4_reputation_reward(data: ExperimentData) -> Drawn:
         rep = [float(r["reputation"]) for r in rows]
         rew = [float(r["total_reward"]) for r in rows]
         active = [r.get("active") == "1" for r in rows]
-        r = pearson(rep, rew)
+        r = compute_correlation(rep, rew)
         found.append(f"{data.label(value)} r = {r:.2f}")
         for flag, marker, who in ((True, "o", "active"), (False, "x", "inactive")):
             x = [a for a, f in zip(rep, active, strict=True) if f is flag]
@@ -385,7 +385,7 @@ def fig6_load_reward(data: ExperimentData) -> Drawn:
     ax.set_title(f"{title.split(': ')[1]}, {data.label(value)}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    r = pearson(load.tolist(), reward.tolist())
+    r = compute_correlation(load.tolist(), reward.tolist())
     ours = (
         f"{data.label(value)}, {load.size:,} coprocessor-rounds: Pearson r(load, reward) = {r:.2f};"
         f" reward std {stds[0]:.2f} tokens in the lowest load bin (mean {means[0]:.2f},"
@@ -450,7 +450,7 @@ def fig9_load_by_value(data: ExperimentData) -> Drawn:
         ax.scatter(load[keep], reward[keep], s=3, alpha=0.3, color=color, label=data.label(value))
         centres, means, _, _ = _binned(load, reward)
         ax.plot(centres, means, color=color, marker="o", lw=1.5)
-        r = pearson(load.tolist(), reward.tolist())
+        r = compute_correlation(load.tolist(), reward.tolist())
         notes.append(
             f"{data.label(value)}: mean load {load.mean():.2f}, r(load, reward) = {r:.2f},"
             f" {100 * (load > 0).mean():.0f} % of coprocessor-rounds loaded"

@@ -353,13 +353,6 @@ def fig_coprocessor_load(data: RunData) -> Figure:
     return fig
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson correlation, NaN when undefined."""
-    if len(x) < 2 or np.std(x) == 0 or np.std(y) == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
-
-
 def fig_reputation_reward(data: RunData) -> Figure:
     """Final reputation against total reward, per participant."""
     if not data.rounds:
@@ -369,13 +362,15 @@ def fig_reputation_reward(data: RunData) -> Figure:
     reward = per_participant(data.rounds, lambda r: tok(r["rewards"] + r["fees"]))
     roles = {r["participant"]: r["role"] for r in data.rounds}
     names = [n for n in reward if n in reputation]
-    r_all = pearson([reputation[n] for n in names], [reward[n] for n in names])
+    r_all = metrics.compute_correlation([reputation[n] for n in names], [reward[n] for n in names])
     fig = new_figure()
     ax = fig.add_subplot()
     for role, marker in (("operator", "s"), ("coprocessor", "o")):
         group = [n for n in names if roles[n] == role]
         x, y = [reputation[n] for n in group], [reward[n] for n in group]
-        ax.scatter(x, y, marker=marker, label=f"{role}s (r = {pearson(x, y):.2f})")
+        ax.scatter(
+            x, y, marker=marker, label=f"{role}s (r = {metrics.compute_correlation(x, y):.2f})"
+        )
         for n in group:
             ax.annotate(n, (reputation[n], reward[n]), fontsize=7)
     ax.set_xlabel("final reputation")

@@ -51,6 +51,7 @@ from protocol.market import (
     compute_ask_from,
     compute_slash_of,
 )
+from protocol.metrics import compute_correlation, compute_gini, compute_nakamoto_coefficient
 from protocol.reputation import compute_gas_update, compute_reputation
 from protocol.selection import select_operators
 from protocol.state import Coprocessor
@@ -438,11 +439,9 @@ def simulate_point(
     if progress:
         print(file=sys.stderr)
     op_rep = np.array([compute_reputation(f) for f in op_f])
-    from protocol.metrics import compute_gini, compute_nakamoto_coefficient
-
     stakes = [p.operator_stake(o) for o in ops.names]
 
-    corr = _pearson(op_rep, op_reward)
+    corr = compute_correlation(op_rep, op_reward)
     row = {
         name: value,
         "slashing": params.slash_fraction / PPM,
@@ -453,7 +452,7 @@ def simulate_point(
         "tasks": next_task,
         "active_operators_final": len(p.active_set),
         "cumulative_reward_final": round(cumulative, 6),
-        "reputation_reward_corr": None if corr is None else round(corr, 6),
+        "reputation_reward_corr": None if math.isnan(corr) else round(corr, 6),
         "gini_rewards": round(compute_gini(op_reward), 6),
         "elapsed_s": round(time.perf_counter() - started, 3),
         "gini_stake_final": round(compute_gini(stakes), 6),
@@ -523,12 +522,6 @@ def redelegate(
 
 def _pos(heavy: np.ndarray, j: int) -> int:
     return int(np.searchsorted(heavy, j))
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
-    if len(x) < 2 or float(np.std(x)) == 0.0 or float(np.std(y)) == 0.0:
-        return None
-    return float(np.corrcoef(x, y)[0, 1])
 
 
 # --- the sweep ---------------------------------------------------------------------------

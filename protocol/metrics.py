@@ -29,6 +29,7 @@ __all__ = [
     "compute_apr",
     "compute_apy",
     "compute_checkpoint_ratio",
+    "compute_correlation",
     "compute_funding_shares",
     "compute_gini",
     "compute_hhi",
@@ -331,3 +332,15 @@ def compute_funding_shares(issuance: ArrayLike, fees: ArrayLike) -> tuple[float,
     if total == 0:
         return 0.0, 0.0
     return paid / total, issued / total
+
+
+def compute_correlation(x: ArrayLike, y: ArrayLike) -> float:
+    """Return Pearson's ``r = cov(x, y) / (std x * std y)``; NaN when undefined.
+
+    Undefined means fewer than two points or a constant ``x`` or ``y``.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64)
+    if a.size < 2 or float(np.std(a)) == 0.0 or float(np.std(b)) == 0.0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])

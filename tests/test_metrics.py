@@ -14,6 +14,7 @@ from protocol.metrics import (
     compute_apr,
     compute_apy,
     compute_checkpoint_ratio,
+    compute_correlation,
     compute_funding_shares,
     compute_gini,
     compute_hhi,
@@ -401,3 +402,14 @@ def test_yields_return_arrays_for_scalars() -> None:
         compute_real_yield(0.1, 0.0),
     ):
         assert isinstance(result, np.ndarray) and result.dtype == np.float64
+
+
+def test_correlation_hand_values_and_undefined_cases() -> None:
+    assert compute_correlation([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert compute_correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    # x = (0, 1, 2, 3), y = (0, 1, 0, 1): cov = 0.25, std x = sqrt(1.25), std y = 0.5.
+    assert compute_correlation([0, 1, 2, 3], [0, 1, 0, 1]) == pytest.approx(
+        0.25 / (1.25**0.5 * 0.5)
+    )
+    assert math.isnan(compute_correlation([1, 1, 1], [1, 2, 3]))
+    assert math.isnan(compute_correlation([1], [2]))
