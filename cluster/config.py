@@ -176,7 +176,8 @@ class RunConfig(BaseModel):
     workload: WorkloadSpec | None = None
 
 
-def _first_error(exc: ValidationError, source: str) -> ConfigError:
+def first_error(exc: ValidationError, source: str) -> ConfigError:
+    """Return the first validation error as one line: ``source: field.path: message``."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
     return ConfigError(f"{source}: {where}: {err['msg']}")
@@ -184,16 +185,16 @@ def _first_error(exc: ValidationError, source: str) -> ConfigError:
 
 def load_config(path: str | Path, workload: str | Path | None = None) -> RunConfig:
     """Load and validate a run configuration (and an optional separate workload file)."""
-    data = _read_yaml(path)
+    data = read_yaml(path)
     source = str(path)
     if workload is not None:
-        data["workload"] = _read_yaml(workload)
+        data["workload"] = read_yaml(workload)
         source = f"{path} + {workload}"
     try:
         config = RunConfig.model_validate(data)
         config.network.protocol_params()
     except ValidationError as exc:
-        raise _first_error(exc, source) from None
+        raise first_error(exc, source) from None
     except InvalidParams as exc:
         raise ConfigError(f"{path}: network.{exc}") from None
     return config
@@ -202,12 +203,13 @@ def load_config(path: str | Path, workload: str | Path | None = None) -> RunConf
 def load_workload(path: str | Path) -> WorkloadSpec:
     """Load and validate a workload file on its own (``stakeray submit``)."""
     try:
-        return WorkloadSpec.model_validate(_read_yaml(path))
+        return WorkloadSpec.model_validate(read_yaml(path))
     except ValidationError as exc:
-        raise _first_error(exc, str(path)) from None
+        raise first_error(exc, str(path)) from None
 
 
-def _read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, or raise a one-line :class:`ConfigError` naming the file."""
     try:
         text = Path(path).read_text()
     except OSError as exc:

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Annotated, Any, Self
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from protocol import Params, Protocol, ProtocolError
@@ -57,7 +56,7 @@ from protocol.selection import select_operators
 from protocol.state import Coprocessor
 from protocol.units import PPM, TOKEN, Address, ppm_of, tokens
 
-from .config import ConfigError
+from .config import ConfigError, first_error, read_yaml
 
 CLIENT: Address = "client"
 
@@ -156,20 +155,13 @@ class ExperimentConfig(BaseModel):
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Load and validate an experiment file (one-line errors naming the field)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError:
-        raise ConfigError(f"{path}: invalid YAML") from None
+    data = read_yaml(path)
     try:
         config = ExperimentConfig.model_validate(data)
         for name, value in config.points():
             config.point_params(name, value)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
+        raise first_error(exc, str(path)) from None
     except ProtocolError as exc:
         raise ConfigError(f"{path}: params: {exc}") from None
     return config
