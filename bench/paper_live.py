@@ -163,7 +163,7 @@ def main() -> int:
     config = load_config(args.config)
     assert config.workload is not None
     count = 2000 if args.quick else args.count or config.workload.count
-    workload = config.workload.model_copy(update={"count": count, "duration_s": None})
+    workload = config.workload.with_count(count)
     config = config.model_copy(update={"workload": workload})
     net = config.network
     print(

@@ -38,7 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.workload is None:
         raise ConfigError(f"{args.config}: workload: missing; add it or pass --workload FILE")
     if args.count is not None:
-        workload = config.workload.model_copy(update={"count": args.count, "duration_s": None})
+        workload = config.workload.with_count(args.count)
         config = config.model_copy(update={"workload": workload})
     out = Path(args.out)
     prepare_out(out, args.overwrite)
@@ -212,42 +212,29 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-
     from .actors import find_deployment
-    from .gateway import Gateway, Progress
-    from .runner import write_tasks_csv
+    from .runner import feed, write_tasks_csv
     from .transport import RayTransport
     from .workload import generate_tasks
 
     directory = Path(args.dir)
     config, state = load_network(directory)
+    workload = load_workload(args.workload)
+    if args.count is not None:
+        workload = workload.with_count(args.count)
     with joined(state["address"]):
-        workload = load_workload(args.workload)
-        if args.count is not None:
-            workload = workload.model_copy(update={"count": args.count, "duration_s": None})
-        tasks = generate_tasks(workload)
-        deployment = find_deployment(config)
-        transport = RayTransport()
-        first = transport.get(deployment.coordinator.next_task_id.remote())
-        gateway = Gateway(
-            transport, deployment.coordinator, deployment.operator_hosts, deployment.host_of, config
+        records, elapsed = feed(
+            find_deployment(config),
+            RayTransport(),
+            config,
+            generate_tasks(workload),
+            deadline_rounds=workload.deadline_rounds,
+            paced=not args.no_pace,
+            progress=not args.quiet,
         )
-        bar = Progress(len(tasks), enabled=not args.quiet)
-        try:
-            records = gateway.run(
-                tasks,
-                first_id=first,
-                deadline_rounds=workload.deadline_rounds,
-                paced=not args.no_pace,
-                progress=bar,
-            )
-        finally:
-            bar.close()
     write_tasks_csv(directory / "tasks.csv", records, append=True)
-    state_path = directory / STATE_FILE
-    state = json.loads(state_path.read_text())
-    state["elapsed_s"] = state.get("elapsed_s", 0.0) + bar_elapsed(bar)
-    state_path.write_text(json.dumps(state, indent=2) + "\n")
+    state["elapsed_s"] = state.get("elapsed_s", 0.0) + elapsed
+    (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
     counts = Counter(r.outcome for r in records)
     print(f"submitted {len(records)} tasks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
@@ -370,12 +357,6 @@ def cmd_down(args: argparse.Namespace) -> int:
         f"{'ok' if summary['conservation_ok'] else 'FAILED'}  state {summary['state_hash'][:16]}"
     )
     return 0 if summary["conservation_ok"] else 1
-
-
-def bar_elapsed(bar: Any) -> float:
-    import time
-
-    return time.monotonic() - bar.started
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -250,9 +250,40 @@ def execute(
 ) -> RunResult:
     """Feed the workload, drain, reconcile with the ledger, write the run directory."""
     assert config.workload is not None
-    call, get = transport.call, transport.get
+    records, elapsed = feed(
+        deployment,
+        transport,
+        config,
+        tasks,
+        deadline_rounds=config.workload.deadline_rounds,
+        paced=paced,
+        progress=progress,
+        monkey=monkey,
+    )
+    chaos = [list(e) for e in monkey.done] if monkey is not None else []
+    summary, status, rewards, fees = finish_directory(
+        out, deployment, transport, records, elapsed, chaos
+    )
+    return RunResult(out, summary, records, status, rewards, fees)
+
+
+def feed(
+    deployment: Deployment,
+    transport: Transport,
+    config: RunConfig,
+    tasks: list[Any],
+    *,
+    deadline_rounds: int,
+    paced: bool,
+    progress: bool,
+    monkey: ChaosMonkey | None = None,
+) -> tuple[list[TaskRecord], float]:
+    """Submit ``tasks`` under fresh ids through a gateway; return their rows and the seconds.
+
+    ``monkey`` (chaos) strikes while the tasks are in flight and is stopped after.
+    """
     coordinator = deployment.coordinator
-    first_id = get(call(coordinator, "next_task_id"))
+    first_id = transport.get(transport.call(coordinator, "next_task_id"))
     gateway = Gateway(transport, coordinator, deployment.operator_hosts, deployment.host_of, config)
     bar = Progress(len(tasks), enabled=progress)
     started = time.monotonic()
@@ -260,22 +291,13 @@ def execute(
         monkey.start()
     try:
         records = gateway.run(
-            tasks,
-            first_id=first_id,
-            deadline_rounds=config.workload.deadline_rounds,
-            paced=paced,
-            progress=bar,
+            tasks, first_id=first_id, deadline_rounds=deadline_rounds, paced=paced, progress=bar
         )
     finally:
         if monkey is not None:
             monkey.stop()
         bar.close()
-    elapsed = time.monotonic() - started
-    chaos = [list(e) for e in monkey.done] if monkey is not None else []
-    summary, status, rewards, fees = finish_directory(
-        out, deployment, transport, records, elapsed, chaos
-    )
-    return RunResult(out, summary, records, status, rewards, fees)
+    return records, time.monotonic() - started
 
 
 def finish_directory(

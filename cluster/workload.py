@@ -82,6 +82,10 @@ class WorkloadSpec(BaseModel):
             raise ValueError("give exactly one of duration_s and count")
         return self
 
+    def with_count(self, count: int) -> WorkloadSpec:
+        """Return this workload limited to ``count`` tasks instead of a duration or count."""
+        return self.model_copy(update={"count": count, "duration_s": None})
+
 
 @dataclass(frozen=True, slots=True)
 class GeneratedTask:
