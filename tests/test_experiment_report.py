@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-from test_report import DATA_URI, PNG_MAGIC, find_chromium, images_loaded_in_chromium
+from test_report import PNG_MAGIC, check_self_contained, find_chromium, images_loaded_in_chromium
 from test_simulate import SMALL
 
 from cluster.experiment_report import PAPER_FIGURES, write_experiment_report
@@ -39,13 +38,7 @@ def png_width(path: Path) -> int:
 
 def check_page(path: Path) -> str:
     """Seven data URIs, one caption each, nothing external."""
-    page = path.read_text()
-    assert len(DATA_URI.findall(page)) == len(NAMES) == page.count("<img ")
-    assert page.count("<figcaption>") == len(NAMES)
-    for ref in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page):
-        assert ref.startswith("data:"), ref
-    assert "http://" not in page and "https://" not in page and "url(" not in page
-    return page
+    return check_self_contained(path, len(NAMES))
 
 
 def test_seven_figures_and_a_self_contained_page(report: Path) -> None:

@@ -55,9 +55,14 @@ def check_report(path: Path) -> str:
         png = path.parent / "figures" / f"{spec.name}.png"
         data = png.read_bytes()
         assert data.startswith(PNG_MAGIC) and b"IEND" in data[-12:], png
+    return check_self_contained(path, len(FIGURES))
+
+
+def check_self_contained(path: Path, figures: int) -> str:
+    """``figures`` embedded images, one caption each, and nothing loaded from elsewhere."""
     page = path.read_text()
-    assert len(DATA_URI.findall(page)) == len(FIGURES) == page.count("<img ")
-    assert page.count("<figcaption>") == len(FIGURES)
+    assert len(DATA_URI.findall(page)) == figures == page.count("<img ")
+    assert page.count("<figcaption>") == figures
     for ref in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page):
         assert ref.startswith("data:"), ref
     assert "http://" not in page and "https://" not in page and "url(" not in page
