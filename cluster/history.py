@@ -18,8 +18,7 @@ from pathlib import Path
 
 from protocol import Protocol
 from protocol import transactions as tx
-from protocol.eventlog import EventLog
-from protocol.ledger import LOG_NAME, LedgerError, _genesis
+from protocol.ledger import read_log
 from protocol.units import Address
 
 ROUND_COLUMNS = [
@@ -164,15 +163,10 @@ class _Round:
 
 def replay_rounds(ledger_dir: str | Path) -> tuple[Protocol, list[RoundRow]]:
     """Replay the whole log of ``ledger_dir``; return the protocol and every round's rows."""
-    path = Path(ledger_dir) / LOG_NAME
-    if not path.exists():
-        raise LedgerError(f"ledger: no {LOG_NAME} in {ledger_dir}")
     rows: list[RoundRow] = []
-    with EventLog(path, fsync=False) as events:
-        protocol = _genesis(events)
+    with read_log(ledger_dir) as (protocol, frames):
         current = _Round(protocol)
-        for payload in events.frames(1):
-            frame = tx.decode_tx(payload)
+        for frame in frames:
             inner = tx.parse_tx(frame.tx) if isinstance(frame, tx.Signed) else frame
             if isinstance(inner, tx.InitializeRound):
                 if protocol.round >= 1:
@@ -207,14 +201,9 @@ def replay_delegators(ledger_dir: str | Path) -> tuple[Protocol, list[DelegatorS
     unbonded or moved to another operator are left out: their stake changed
     for reasons other than rewards.
     """
-    path = Path(ledger_dir) / LOG_NAME
-    if not path.exists():
-        raise LedgerError(f"ledger: no {LOG_NAME} in {ledger_dir}")
     first: dict[Address, tuple[Address, int, int]] = {}
-    with EventLog(path, fsync=False) as events:
-        protocol = _genesis(events)
-        for payload in events.frames(1):
-            frame = tx.decode_tx(payload)
+    with read_log(ledger_dir) as (protocol, frames):
+        for frame in frames:
             protocol.apply(frame)
             inner = tx.parse_tx(frame.tx) if isinstance(frame, tx.Signed) else frame
             if isinstance(inner, tx.InitializeRound):

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -122,13 +123,9 @@ class Ledger:
     @staticmethod
     def replay(directory: str | Path) -> Protocol:
         """Rebuild the state from genesis and the whole log, ignoring snapshots."""
-        path = Path(directory) / LOG_NAME
-        if not path.exists():
-            raise LedgerError(f"ledger: no {LOG_NAME} in {directory}")
-        with EventLog(path, fsync=False) as events:
-            protocol = _genesis(events)
-            for payload in events.frames(1):
-                tx.decode_tx(payload).apply(protocol)
+        with read_log(directory) as (protocol, transactions):
+            for transaction in transactions:
+                transaction.apply(protocol)
         return protocol
 
     # --- writing --------------------------------------------------------------
@@ -183,6 +180,21 @@ class Ledger:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextmanager
+def read_log(directory: str | Path) -> Iterator[tuple[Protocol, Iterator[tx.Tx]]]:
+    """Open a ledger's log for reading: the protocol at genesis and the logged transactions.
+
+    The transactions come unapplied, in order, while the context is open; a
+    reader applies them (``transaction.apply(protocol)``) and may look at the
+    state before and after each, as the per-round history does.
+    """
+    path = Path(directory) / LOG_NAME
+    if not path.exists():
+        raise LedgerError(f"ledger: no {LOG_NAME} in {directory}")
+    with EventLog(path, fsync=False) as events:
+        yield _genesis(events), (tx.decode_tx(payload) for payload in events.frames(1))
 
 
 def _genesis(events: EventLog) -> Protocol:
