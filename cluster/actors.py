@@ -17,6 +17,7 @@ from .config import RunConfig
 from .coordinator import Coordinator
 from .coprocessor_host import CoprocessorHost
 from .network import coprocessor_placement, operator_placement
+from .nodes import pinned_here
 from .operator_host import OperatorHost
 
 COORDINATOR_NAME = "stakeray-coordinator"
@@ -55,6 +56,11 @@ def coprocessor_options(config: RunConfig) -> dict[str, Any]:
 
 
 def coordinator_options(config: RunConfig, name: str, detached: bool) -> dict[str, Any]:
+    """Return the coordinator's Ray options; it runs where the run directory is.
+
+    That is the node offering ``hosts.coordinator_resource`` when one is set,
+    else the node of the process that deploys (``stakeray run`` / ``up``).
+    """
     options: dict[str, Any] = {
         "name": name,
         "num_cpus": 0,
@@ -65,6 +71,8 @@ def coordinator_options(config: RunConfig, name: str, detached: bool) -> dict[st
         options["lifetime"] = "detached"
     if config.network.hosts.coordinator_resource:
         options["resources"] = {config.network.hosts.coordinator_resource: 0.001}
+    else:
+        options.update(pinned_here())
     return options
 
 
@@ -103,7 +111,7 @@ def deploy(
     placement = operator_placement(config)
     operator_hosts = [
         op_cls.options(name=f"{prefix}stakeray-operator-host-{i}", **op_options).remote(
-            i, group, config, coordinator, coprocessor_hosts, "ray"
+            i, group, config, coordinator, coprocessor_hosts, "ray", directory.name
         )
         for i, group in enumerate(placement)
     ]
@@ -126,7 +134,7 @@ def deploy_local(config: RunConfig, directory: Path, *, fsync: bool = True) -> D
     ]
     placement = operator_placement(config)
     operator_hosts = [
-        OperatorHost(i, group, config, coordinator, coprocessor_hosts, "local")
+        OperatorHost(i, group, config, coordinator, coprocessor_hosts, "local", directory.name)
         for i, group in enumerate(placement)
     ]
     host_of = {op: i for i, group in enumerate(placement) for op in group}

@@ -11,24 +11,32 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from protocol import ProtocolError
-from protocol.ledger import Ledger, LedgerError
+from protocol.ledger import LOG_NAME, Ledger, LedgerError
 from protocol.units import tokens
 
-from .actors import NAMESPACE
+from .actors import COORDINATOR_NAME, NAMESPACE, Deployment, deploy, find_deployment
 from .chaos import ChaosError, ChaosPlan
 from .config import ConfigError, RunConfig, load_config, load_workload
+from .coordinator import CONFIG_FILE
 from .gateway import GatewayError
 from .keys import KeystoreError, create_key, list_keys, load_key
-from .runner import RUN_FILES, RunError, RunResult, run_cluster
+from .nodes import on_node
+from .rundir import (
+    RUN_FILES,
+    STATE_FILE,
+    RunResult,
+    finish_network,
+    read_state,
+    record_submission,
+    write_state,
+)
+from .runner import RunError, run_cluster
 from .tables import coprocessor_table, format_tokens, network_line, operator_table
-
-STATE_FILE = "cluster.json"
-CONFIG_FILE = "config.json"
-
 
 # --- run and verify ---------------------------------------------------------------------
 
@@ -50,11 +58,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         local=args.local,
         paced=not args.no_pace,
+        report=True,
     )
     print_result(result)
-    from .report import write_report
-
-    print(f"report -> {write_report(out)}")
+    print(f"report -> {out / 'report.html'}")
     return 0 if result.summary["conservation_ok"] else 1
 
 
@@ -137,14 +144,36 @@ def cmd_report(args: argparse.Namespace) -> int:
 # --- a long-lived network: up, submit, status, tx, down ------------------------------------
 
 
-def load_network(directory: Path) -> tuple[RunConfig, dict[str, Any]]:
-    """Return the config and cluster state a ``stakeray up`` recorded in ``directory``."""
-    state_path = directory / STATE_FILE
-    if not state_path.exists():
-        raise RunError(f"--dir {directory}: no network is up here (run `stakeray up` first)")
-    state = json.loads(state_path.read_text())
-    config = RunConfig.model_validate_json((directory / CONFIG_FILE).read_text())
-    return config, state
+@dataclass
+class Network:
+    """A network that is up: its config, actors, run directory and the directory's node."""
+
+    address: str
+    config: RunConfig
+    deployment: Deployment
+    directory: Path
+    node_id: str | None
+    local_state: dict[str, Any]
+
+
+@contextmanager
+def captured_stderr() -> Iterator[list[str]]:
+    """Hold what this process (C++ included) writes to stderr; yield a list that gets it."""
+    import tempfile
+
+    held: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield held
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            held.append(sink.read().decode(errors="replace"))
 
 
 @contextmanager
@@ -160,24 +189,78 @@ def joined(address: str) -> Iterator[None]:
         yield
         return
     quiet_ray_env()
-    ray.init(
-        address=address, logging_level=logging.WARNING, log_to_driver=False, namespace=NAMESPACE
-    )
+    failure = ""
+    # Ray's C++ client prints its retries to stderr; they are shown only if the join works,
+    # so that a refusal is the one line below.
+    with captured_stderr() as held:
+        try:
+            ray.init(
+                address=address,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                namespace=NAMESPACE,
+            )
+        except (ConnectionError, RuntimeError) as exc:
+            failure = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    if failure:
+        if "Unauthenticated" in held[0]:
+            failure = "the cluster refused this client's token"
+        raise RunError(
+            f"--address {address}: cannot join the Ray cluster ({failure}); check the address"
+            " and the token (RAY_AUTH_MODE=token with RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        )
+    sys.stderr.write(held[0])
     try:
         yield
     finally:
         ray.shutdown()
 
 
+@contextmanager
+def connected(args: argparse.Namespace) -> Iterator[Network]:
+    """Find the network by ``--address`` (else ``--dir``'s record, else ``RAY_ADDRESS``)."""
+    import ray
+
+    local_state = read_state(Path(args.dir)) if args.dir else {}
+    address = args.address or local_state.get("address") or os.environ.get("RAY_ADDRESS")
+    if not address:
+        if args.dir:
+            raise RunError(f"--dir {args.dir}: no network is up here (run `stakeray up`)")
+        raise RunError("give --address ADDR or --dir DIR (or set RAY_ADDRESS) to find the network")
+    with joined(address):
+        try:
+            coordinator = ray.get_actor(COORDINATOR_NAME)
+        except ValueError:
+            raise RunError(f"no stakeray network is up on {address} (run `stakeray up`)") from None
+        info = ray.get(coordinator.describe.remote())
+        config = RunConfig.model_validate_json(info["config"])
+        yield Network(
+            address,
+            config,
+            find_deployment(config),
+            Path(info["directory"]),
+            info["node_id"],
+            local_state,
+        )
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     import ray
 
-    from .actors import COORDINATOR_NAME, deploy
     from .runner import check_resources, quiet_ray_env
 
-    config = load_config(args.config, args.workload)
-    out = Path(args.out)
-    prepare_out(out, args.overwrite)
+    out = Path(args.out).resolve()
+    if args.resume:
+        if not (out / "ledger" / LOG_NAME).exists():
+            raise RunError(f"--resume: {out} holds no ledger to resume")
+        if args.config is not None:
+            raise RunError(f"--resume: the network's config is {out / CONFIG_FILE}; drop CONFIG")
+        config = load_config(out / CONFIG_FILE, args.workload)
+    else:
+        if args.config is None:
+            raise RunError("up: give the network CONFIG (or --resume a run directory)")
+        config = load_config(args.config, args.workload)
+        prepare_out(out, args.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     quiet_ray_env()
     address = args.address or os.environ.get("RAY_ADDRESS")
@@ -199,42 +282,39 @@ def cmd_up(args: argparse.Namespace) -> int:
         else:
             raise RunError("a stakeray network is already up on this cluster; `stakeray down` it")
         check_resources(config, ray.cluster_resources())
-        deploy(config, out, detached=True)
+        deployment = deploy(config, out, detached=True)
+        info = ray.get(deployment.coordinator.describe.remote())
+        status = ray.get(deployment.coordinator.status.remote())
         gcs = ray.get_runtime_context().gcs_address
-    (out / CONFIG_FILE).write_text(config.model_dump_json(indent=2))
-    state = {"address": gcs, "started_head": started}
-    (out / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        state = {"address": gcs, "started_head": started}
+        on_node(info["node_id"], write_state, Path(info["directory"]), state)
     print(
-        f"network up on {gcs}: {len(config.network.operators)} operators, "
-        f"{len(config.network.coprocessors)} coprocessors -> {out}"
+        f"network {'resumed' if args.resume else 'up'} on {gcs}: round {status['round']}, "
+        f"{len(config.network.operators)} operators, {len(config.network.coprocessors)}"
+        f" coprocessors -> {info['directory']}"
     )
     return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .actors import find_deployment
-    from .runner import feed, write_tasks_csv
+    from .runner import feed
     from .transport import RayTransport
     from .workload import generate_tasks
 
-    directory = Path(args.dir)
-    config, state = load_network(directory)
     workload = load_workload(args.workload)
     if args.count is not None:
         workload = workload.with_count(args.count)
-    with joined(state["address"]):
+    with connected(args) as net:
         records, elapsed = feed(
-            find_deployment(config),
+            net.deployment,
             RayTransport(),
-            config,
+            net.config,
             generate_tasks(workload),
             deadline_rounds=workload.deadline_rounds,
             paced=not args.no_pace,
             progress=not args.quiet,
         )
-    write_tasks_csv(directory / "tasks.csv", records, append=True)
-    state["elapsed_s"] = state.get("elapsed_s", 0.0) + elapsed
-    (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        on_node(net.node_id, record_submission, net.directory, records, elapsed)
     counts = Counter(r.outcome for r in records)
     print(f"submitted {len(records)} tasks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
@@ -243,12 +323,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import ray
 
-    from .actors import find_deployment
-
-    config, state = load_network(Path(args.dir))
-    with joined(state["address"]):
-        status = ray.get(find_deployment(config).coordinator.status.remote())
+    with connected(args) as net:
+        status = ray.get(net.deployment.coordinator.status.remote())
     if args.json:
+        status = {"address": net.address, "directory": str(net.directory), **status}
         print(json.dumps(status, indent=2, default=str))
         return 0
     print(network_line(status))
@@ -306,7 +384,6 @@ def cmd_tx(args: argparse.Namespace) -> int:
 
     from protocol.transactions import parse_tx
 
-    from .actors import find_deployment
     from .signing import sign_tx
 
     key = load_key(args.key, args.keystore)
@@ -317,9 +394,8 @@ def cmd_tx(args: argparse.Namespace) -> int:
     except ValueError as exc:
         first = str(exc).splitlines()
         raise RunError(f"tx {args.kind}: {first[1] if len(first) > 1 else first[0]}") from None
-    config, state = load_network(Path(args.dir))
-    with joined(state["address"]):
-        coordinator = find_deployment(config).coordinator
+    with connected(args) as net:
+        coordinator = net.deployment.coordinator
         nonce = args.nonce if args.nonce is not None else ray.get(coordinator.nonce.remote(actor))
         signed = sign_tx(key, nonce, transaction)
         ok, message = ray.get(coordinator.submit_signed.remote(signed))
@@ -336,25 +412,16 @@ def cmd_tx(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     import ray
 
-    from .actors import find_deployment
-    from .runner import finish_directory
-    from .transport import RayTransport
-
-    directory = Path(args.dir)
-    config, state = load_network(directory)
-    with joined(state["address"]):
-        deployment = find_deployment(config)
-        summary, *_ = finish_directory(
-            directory, deployment, RayTransport(), None, state.get("elapsed_s", 0.0)
-        )
-        for handle in deployment.handles():
+    with connected(args) as net:
+        summary = on_node(net.node_id, finish_network, net.directory, net.deployment)
+        for handle in net.deployment.handles():
             ray.kill(handle, no_restart=True)
-    if state.get("started_head"):
+    if net.local_state.get("started_head"):
         subprocess.run(["ray", "stop"], capture_output=True, check=False)
-    (directory / STATE_FILE).unlink(missing_ok=True)
     print(
         f"network down: rounds {summary['rounds']}  conservation "
         f"{'ok' if summary['conservation_ok'] else 'FAILED'}  state {summary['state_hash'][:16]}"
+        f"  -> {net.directory}"
     )
     return 0 if summary["conservation_ok"] else 1
 
@@ -408,6 +475,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
 # --- the parser -----------------------------------------------------------------------------
 
 
+def add_locator(command: argparse.ArgumentParser) -> None:
+    """Add the options that find a network that is up: its Ray address or its directory."""
+    command.add_argument("--address", help="Ray cluster the network is on (default: RAY_ADDRESS)")
+    command.add_argument("--dir", help="run directory given to `up` on this machine")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stakeray", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -434,25 +507,28 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     up = sub.add_parser("up", help="start (or join) Ray and deploy a long-lived network")
-    up.add_argument("config", help="YAML with the network")
+    up.add_argument("config", nargs="?", help="YAML with the network (with --resume: optional)")
     up.add_argument("--workload", help="workload YAML whose deadline the network uses")
     up.add_argument("--out", required=True, help="run directory of this network")
     up.add_argument("--address", help="Ray cluster to join (default: start a local head)")
     up.add_argument("--port", type=int, default=6379, help="port of a local head (default 6379)")
     up.add_argument("--num-cpus", type=int, help="CPUs of a local head")
     up.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    up.add_argument(
+        "--resume", action="store_true", help="redeploy onto --out's ledger (after losing the head)"
+    )
     up.set_defaults(func=cmd_up)
 
     submit = sub.add_parser("submit", help="submit a workload to a network that is up")
     submit.add_argument("workload", help="workload YAML")
-    submit.add_argument("--dir", required=True, help="run directory given to `up`")
+    add_locator(submit)
     submit.add_argument("--count", type=int, help="override the workload's task count")
     submit.add_argument("--no-pace", action="store_true", help="submit at once")
     submit.add_argument("--quiet", action="store_true", help="no progress bar")
     submit.set_defaults(func=cmd_submit)
 
     status = sub.add_parser("status", help="operators and coprocessors of a network that is up")
-    status.add_argument("--dir", required=True, help="run directory given to `up`")
+    add_locator(status)
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=cmd_status)
 
@@ -460,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     tx.add_argument("kind", choices=sorted(TX_KINDS), help="transaction")
     tx.add_argument("fields", nargs="*", help="FIELD=VALUE (amounts in tokens)")
     tx.add_argument("--key", required=True, help="key name or address in the keystore")
-    tx.add_argument("--dir", required=True, help="run directory given to `up`")
+    add_locator(tx)
     tx.add_argument(
         "--keystore", help="keystore directory (default: STAKERAY_KEYSTORE or ~/.stakeray/keys)"
     )
@@ -468,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     tx.set_defaults(func=cmd_tx)
 
     down = sub.add_parser("down", help="finish a network: snapshot, summary, stop its actors")
-    down.add_argument("--dir", required=True, help="run directory given to `up`")
+    add_locator(down)
     down.set_defaults(func=cmd_down)
 
     simulate = sub.add_parser("simulate", help="run an experiment sweep with drawn outcomes")

@@ -22,16 +22,21 @@ from typing import Any
 from protocol import ProtocolError
 from protocol.ledger import LOG_NAME, Ledger
 from protocol.state import Coprocessor
-from protocol.units import Address, Amount, Round
+from protocol.units import TOKEN, Address, Amount, Round
 
 from .config import CLIENT, RunConfig
 from .network import create_network
+from .nodes import current_node_id
 from .signing import SignedTx, apply_signed
+from .telemetry import Telemetry
 
 log = logging.getLogger("stakeray.coordinator")
 
 Fault = tuple[int, Address, int]
 """``(task_id, coprocessor, attempt)``: the coprocessor failed the task's attempt."""
+
+CONFIG_FILE = "config.json"
+"""The network's config, written beside the ledger so the directory describes itself."""
 
 Order = tuple[int, Address, Address | None, Amount | None]
 """``(task_id, operator, coprocessor or None, price or None)``: an assignment to record."""
@@ -72,6 +77,7 @@ class Coordinator:
             log.warning("coordinator: recovered round %d from %s", self.p.round, ledger_dir)
         else:
             self.ledger = create_network(config, ledger_dir, fsync=fsync)
+            (self.directory / CONFIG_FILE).write_text(config.model_dump_json(indent=2))
         workload = config.workload
         self.default_deadline = workload.deadline_rounds if workload is not None else 3
         self.deadlines: dict[int, int] = {}
@@ -83,8 +89,10 @@ class Coordinator:
         self.round_fees: dict[Address, Amount] = {}
         self.last_rewards: dict[Address, Amount] = {}
         self.last_fees: dict[Address, Amount] = {}
+        self.telemetry = Telemetry(self.directory.name or "stakeray")
         if self.p.round == 0:
             self.advance_round()
+        self.publish()
 
     @property
     def p(self) -> Any:
@@ -94,6 +102,14 @@ class Coordinator:
 
     def ping(self) -> Round:
         return self.p.round
+
+    def describe(self) -> dict[str, Any]:
+        """Return what a client needs: the config (JSON), the run directory and its node."""
+        return {
+            "config": self.config.model_dump_json(),
+            "directory": str(self.directory),
+            "node_id": current_node_id(),
+        }
 
     def view(self) -> MarketView:
         """Return the round, the active set's stakes and a copy of every coprocessor."""
@@ -177,7 +193,8 @@ class Coordinator:
                 continue
             if task.coprocessor != coprocessor or task.attempts != attempt:
                 continue  # already applied before a restart
-            self.p.fail_coprocessor(task_id)
+            if self.p.fail_coprocessor(task_id) > 0:
+                self.telemetry.count("stakeray_slashes")
         ready = [t for t in settled if t in state.tasks and state.tasks[t].assigned]
         for t in ready:
             task = state.tasks[t]
@@ -186,8 +203,11 @@ class Coordinator:
         count = self.p.settle_tasks(ready) if ready else 0
         self.ledger.commit()
         self.settled_since += count
+        self.telemetry.count("stakeray_tasks_settled", count)
+        self.count_outcomes({f[0] for f in faults})
         states = {t: self.task_state(t) for t in [*settled, *(f[0] for f in faults)]}
         self.maybe_advance()
+        self.publish()
         return states, self.view()
 
     # --- the round clock ----------------------------------------------------------
@@ -220,21 +240,41 @@ class Coordinator:
             if self.is_missed(operator, n):
                 continue
             self.round_rewards[operator] = self.p.reward(operator)
+        expired: list[int] = []
         for task in list(self.p.state.tasks.values()):
             if n <= task.created_round + self.deadlines.get(task.id, self.default_deadline):
                 continue
             try:
                 if task.assigned:
-                    self.p.fail_operator(task.id)
+                    if self.p.fail_operator(task.id) > 0:
+                        self.telemetry.count("stakeray_slashes")
                 else:
                     self.p.refund_task(task.id)
             except ProtocolError as exc:
                 log.warning("coordinator: cannot expire task %d: %s", task.id, exc)
             self.deadlines.pop(task.id, None)
+            expired.append(task.id)
         self.ledger.commit()
+        self.count_outcomes(expired)
         self.settled_since = 0
         self.round_started = time.monotonic()
+        self.publish()
         return n
+
+    # --- metrics ------------------------------------------------------------------
+
+    def count_outcomes(self, task_ids: Any) -> None:
+        """Count the refunds and failures among ``task_ids`` that now have an outcome."""
+        finished = self.p.state.finished
+        for outcome in ("refunded", "failed"):
+            n = sum(1 for t in task_ids if t in finished and finished[t][0] == outcome)
+            self.telemetry.count(f"stakeray_tasks_{outcome}", n)
+
+    def publish(self) -> None:
+        """Set the gauges: round, total active stake (tokens), open tasks."""
+        self.telemetry.set("stakeray_round", self.p.round)
+        self.telemetry.set("stakeray_total_stake_tokens", self.p.total_active_stake / TOKEN)
+        self.telemetry.set("stakeray_open_tasks", len(self.p.state.tasks))
 
     def drain(self, max_rounds: int = 64) -> Round:
         """Advance rounds until every task has an outcome (deadlines expire the stragglers)."""
@@ -305,6 +345,7 @@ class Coordinator:
             "minted": t.minted,
             "burned": t.burned,
             "inflation_ppb": p.inflation,
+            "metrics": self.telemetry.snapshot(),
             "operators": operators,
             "coprocessors": coprocessors,
         }

@@ -34,7 +34,8 @@ from protocol.units import Address, Amount, ppm_of
 from .config import RunConfig
 from .coordinator import Fault, MarketView, Order, TaskState
 from .coprocessor_host import Job
-from .transport import HostLost, LocalTransport, RayTransport, Transport
+from .telemetry import Telemetry
+from .transport import HostLost, make_transport
 
 log = logging.getLogger("stakeray.operator")
 
@@ -68,10 +69,6 @@ class TaskRecord:
     latency_s: float
 
 
-def make_transport(kind: str) -> Transport:
-    return RayTransport() if kind == "ray" else LocalTransport()
-
-
 class OperatorHost:
     """Hosts operators; see the module docstring for one batch's path."""
 
@@ -83,6 +80,7 @@ class OperatorHost:
         coordinator: Any,
         coprocessor_hosts: Sequence[Any],
         transport: str = "ray",
+        network: str = "stakeray",
     ) -> None:
         self.index = index
         self.operators = list(operators)
@@ -101,6 +99,7 @@ class OperatorHost:
         self.strikes: dict[int, int] = {}
         self.view: MarketView | None = None
         self.factor_cache: dict[tuple[int, int, float], AskFactors] = {}
+        self.telemetry = Telemetry(network)
 
     # --- the auction ---------------------------------------------------------------
 
@@ -239,7 +238,17 @@ class OperatorHost:
             pending = retry
         for t in pending:  # still open after every try: the coordinator's deadline decides
             records[t] = self.record(by_id[t], TaskState(t, "open"), placed, attempts)
-        return [records[t] for t in by_id], self.view
+        rows = [records[t] for t in by_id]
+        self.observe(rows)
+        return rows, self.view
+
+    def observe(self, rows: Sequence[TaskRecord]) -> None:
+        """Record settled tasks' latency and auctioned tasks' clearing margin (price / fee)."""
+        settled = [r for r in rows if r.outcome == "settled"]
+        latencies = [r.latency_s for r in settled]
+        self.telemetry.observe("stakeray_settlement_latency_seconds", latencies)
+        margins = [r.price / r.fee for r in settled if r.coprocessor and r.fee > 0]
+        self.telemetry.observe("stakeray_auction_clearing_margin", margins)
 
     def collect(
         self, futures: dict[int, Any], jobs: dict[int, list[Job]], settled: list[int]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import csv
-import json
 import logging
 import os
 import random
@@ -19,43 +17,19 @@ from .actors import NAMESPACE, Deployment, deploy, deploy_local
 from .chaos import ChaosMonkey, ChaosPlan
 from .config import RunConfig
 from .gateway import Gateway, Progress
-from .history import write_rounds_csv
+from .nodes import on_node
 from .operator_host import TaskRecord
+from .rundir import RunResult, finish_directory
 from .transport import LocalTransport, RayTransport, Transport
 from .workload import generate_tasks
 
 log = logging.getLogger("stakeray.run")
 
-TASK_COLUMNS = [
-    "task_id",
-    "kind",
-    "size",
-    "operator",
-    "coprocessor",
-    "fee",
-    "price",
-    "attempts",
-    "outcome",
-    "latency_s",
-]
-RUN_FILES = ("tasks.csv", "rounds.csv", "summary.json")
 DEFAULT_COPROCESSOR_RESOURCE = "stakeray-coprocessor"
 
 
 class RunError(Exception):
     """The run cannot start or finish (one line)."""
-
-
-@dataclass
-class RunResult:
-    """What a run produced: the summary, the task rows and the per-operator totals."""
-
-    directory: Path
-    summary: dict[str, Any]
-    records: list[TaskRecord]
-    status: dict[str, Any]
-    rewards: dict[str, int] = field(default_factory=dict)
-    fees: dict[str, int] = field(default_factory=dict)
 
 
 # --- Ray ---------------------------------------------------------------------------
@@ -184,8 +158,12 @@ def run_cluster(
     progress: bool = True,
     local: bool = False,
     paced: bool = True,
+    report: bool = False,
 ) -> RunResult:
-    """Run ``config`` on Ray (or in this process with ``local``) and write ``out``."""
+    """Run ``config`` on Ray (or in this process with ``local``) and write ``out``.
+
+    ``report`` also writes ``report.html`` and its figures.
+    """
     if config.workload is None:
         raise RunError("workload: missing; put it in the config or pass --workload")
     chaos = chaos or ChaosPlan()
@@ -195,7 +173,8 @@ def run_cluster(
     tasks = generate_tasks(config.workload)
     if local:
         deployment = deploy_local(config, out)
-        return execute(config, out, deployment, LocalTransport(), tasks, None, progress, paced)
+        transport = LocalTransport()
+        return execute(config, out, deployment, transport, tasks, None, progress, paced, report)
     nodes = 1 if chaos.counts.get("kill-node") else 0
     if nodes and (address or os.environ.get("RAY_ADDRESS")):
         raise RunError("--chaos kill-node: only on the local cluster `run` makes (drop --address)")
@@ -214,7 +193,9 @@ def run_cluster(
             strike = make_striker(deployment, session, random.Random(config.seed))
             monkey = ChaosMonkey(chaos.schedule(horizon, config.seed), strike)
         try:
-            return execute(config, out, deployment, RayTransport(), tasks, monkey, progress, paced)
+            return execute(
+                config, out, deployment, RayTransport(), tasks, monkey, progress, paced, report
+            )
         finally:
             import ray
 
@@ -247,8 +228,12 @@ def execute(
     monkey: ChaosMonkey | None,
     progress: bool,
     paced: bool,
+    report: bool = False,
 ) -> RunResult:
-    """Feed the workload, drain, reconcile with the ledger, write the run directory."""
+    """Feed the workload, drain, reconcile with the ledger, write the run directory.
+
+    The files are written on the coordinator's node, beside the ledger.
+    """
     assert config.workload is not None
     records, elapsed = feed(
         deployment,
@@ -261,10 +246,9 @@ def execute(
         monkey=monkey,
     )
     chaos = [list(e) for e in monkey.done] if monkey is not None else []
-    summary, status, rewards, fees = finish_directory(
-        out, deployment, transport, records, elapsed, chaos
-    )
-    return RunResult(out, summary, records, status, rewards, fees)
+    kind = "local" if isinstance(transport, LocalTransport) else "ray"
+    node = transport.get(transport.call(deployment.coordinator, "describe"))["node_id"]
+    return on_node(node, finish_directory, out, deployment, kind, records, elapsed, chaos, report)
 
 
 def feed(
@@ -298,124 +282,3 @@ def feed(
             monkey.stop()
         bar.close()
     return records, time.monotonic() - started
-
-
-def finish_directory(
-    out: Path,
-    deployment: Deployment,
-    transport: Transport,
-    records: list[TaskRecord] | None,
-    elapsed: float,
-    chaos: list[Any] | None = None,
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, int], dict[str, int]]:
-    """Drain, reconcile task rows with the ledger, close it, write the run's files.
-
-    ``records`` None reads the rows earlier submissions appended to ``tasks.csv``.
-    Returns the summary, the final status, and each operator's run rewards and fees.
-    """
-    call, get = transport.call, transport.get
-    coordinator = deployment.coordinator
-    if records is None:
-        records = read_tasks_csv(out / "tasks.csv")
-    get(call(coordinator, "drain"))
-    states = get(call(coordinator, "task_states", [r.task_id for r in records]))
-    records[:] = [reconcile(r, states[r.task_id]) for r in records]
-    ledger = get(call(coordinator, "finish"))
-    status = get(call(coordinator, "status"))
-    get(call(coordinator, "close"))
-    write_tasks_csv(out / "tasks.csv", records)
-    write_rounds_csv(out / "ledger", out / "rounds.csv")
-    rewards, fees = operator_totals(out / "rounds.csv")
-    outcomes = ("settled", "refunded", "failed")
-    counts = {k: sum(1 for r in records if r.outcome == k) for k in outcomes}
-    summary = {
-        "tasks_submitted": len(records),
-        "tasks_settled": counts["settled"],
-        "tasks_refunded": counts["refunded"],
-        "tasks_failed": counts["failed"],
-        **jsonable(ledger),
-        "throughput_tasks_per_s": round(counts["settled"] / max(elapsed, 1e-9), 3),
-        "elapsed_s": round(elapsed, 3),
-        "coprocessor_slashes": sum(c["slashes"] for c in status["coprocessors"]),
-        "chaos": chaos or [],
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary, status, rewards, fees
-
-
-def reconcile(record: TaskRecord, state: Any) -> TaskRecord:
-    """Take the ledger's final outcome (it decides; a host may have been lost mid-batch)."""
-    if record.outcome == state.status:
-        return record
-    settled = state.status == "settled"
-    return TaskRecord(
-        record.task_id,
-        record.kind,
-        record.size,
-        record.operator or (state.operator or ""),
-        record.coprocessor if settled else "",
-        record.fee,
-        record.price if settled else 0,
-        record.attempts,
-        state.status,
-        record.latency_s,
-    )
-
-
-def jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    """Amounts become strings: base units exceed JSON's safe integers."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out[key] = jsonable(value)
-        elif isinstance(value, int) and not isinstance(value, bool) and key not in ("rounds",):
-            out[key] = str(value) if key != "inflation_ppb" else value
-        else:
-            out[key] = value
-    return out
-
-
-def write_tasks_csv(path: Path, records: list[TaskRecord], *, append: bool = False) -> None:
-    """Write ``tasks.csv`` (or append to it, with the header only when it is new)."""
-    header = not (append and path.exists())
-    with path.open("a" if append else "w", newline="") as fh:
-        writer = csv.writer(fh)
-        if header:
-            writer.writerow(TASK_COLUMNS)
-        for r in records:
-            writer.writerow([getattr(r, c) for c in TASK_COLUMNS])
-
-
-def read_tasks_csv(path: Path) -> list[TaskRecord]:
-    if not path.exists():
-        return []
-    with path.open() as fh:
-        return [
-            TaskRecord(
-                int(row["task_id"]),
-                row["kind"],
-                int(row["size"]),
-                row["operator"],
-                row["coprocessor"],
-                int(row["fee"]),
-                int(row["price"]),
-                int(row["attempts"]),
-                row["outcome"],
-                float(row["latency_s"]),
-            )
-            for row in csv.DictReader(fh)
-        ]
-
-
-def operator_totals(rounds_csv: Path) -> tuple[dict[str, int], dict[str, int]]:
-    """Sum each operator's rewards and fees over the run's rounds."""
-    rewards: dict[str, int] = {}
-    fees: dict[str, int] = {}
-    with rounds_csv.open() as fh:
-        for row in csv.DictReader(fh):
-            if row["role"] != "operator":
-                continue
-            name = row["participant"]
-            rewards[name] = rewards.get(name, 0) + int(row["rewards"])
-            fees[name] = fees.get(name, 0) + int(row["fees"])
-    return rewards, fees

@@ -86,3 +86,8 @@ class RayTransport:
             raise HostLost(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         except rex.RayTaskError as exc:
             raise exc.as_instanceof_cause() from None
+
+
+def make_transport(kind: str) -> Transport:
+    """Return the transport for ``kind``: "ray" (actors) or "local" (plain objects)."""
+    return RayTransport() if kind == "ray" else LocalTransport()

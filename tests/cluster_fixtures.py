@@ -13,7 +13,8 @@ from typing import Any
 
 from cluster.actors import NAMESPACE
 from cluster.config import RunConfig
-from cluster.runner import RunResult, run_cluster
+from cluster.rundir import RunResult
+from cluster.runner import run_cluster
 
 HEAD_RESOURCE = "stakeray-test-head"
 """A custom resource only the head node has (pins the coordinator off the worker nodes)."""

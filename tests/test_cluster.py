@@ -28,7 +28,8 @@ from cluster_fixtures import (
 from cluster.chaos import ChaosError, ChaosPlan
 from cluster.cli import main
 from cluster.config import ConfigError, load_config
-from cluster.runner import TASK_COLUMNS, RunError, check_resources, run_cluster
+from cluster.rundir import TASK_COLUMNS
+from cluster.runner import RunError, check_resources, run_cluster
 
 HEADER = "task_id,kind,size,operator,coprocessor,fee,price,attempts,outcome,latency_s"
 SUMMARY_KEYS = {

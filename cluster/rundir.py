@@ -1,0 +1,203 @@
+"""The run directory's files besides the ledger: task rows, network state, summary, report.
+
+Everything here runs on the coordinator's node (see :mod:`cluster.nodes`),
+where the ledger is, so a run directory is never split across machines.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .actors import Deployment
+from .history import write_rounds_csv
+from .operator_host import TaskRecord
+from .transport import make_transport
+
+TASK_COLUMNS = [
+    "task_id",
+    "kind",
+    "size",
+    "operator",
+    "coprocessor",
+    "fee",
+    "price",
+    "attempts",
+    "outcome",
+    "latency_s",
+]
+RUN_FILES = ("tasks.csv", "rounds.csv", "summary.json")
+STATE_FILE = "cluster.json"
+"""A network's state between commands: the Ray address, who started the head, busy time."""
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the summary, the task rows and the per-operator totals."""
+
+    directory: Path
+    summary: dict[str, Any]
+    records: list[TaskRecord]
+    status: dict[str, Any]
+    rewards: dict[str, int] = field(default_factory=dict)
+    fees: dict[str, int] = field(default_factory=dict)
+
+
+def finish_directory(
+    out: Path,
+    deployment: Deployment,
+    transport: str,
+    records: list[TaskRecord] | None,
+    elapsed: float,
+    chaos: list[Any] | None = None,
+    report: bool = False,
+) -> RunResult:
+    """Drain, reconcile task rows with the ledger, close it, write the run's files.
+
+    ``records`` None reads the rows earlier submissions appended to ``tasks.csv``;
+    ``transport`` is the kind ("ray" or "local"); ``report`` writes the report too.
+    """
+    channel = make_transport(transport)
+    call, get = channel.call, channel.get
+    coordinator = deployment.coordinator
+    if records is None:
+        records = read_tasks_csv(out / "tasks.csv")
+    get(call(coordinator, "drain"))
+    states = get(call(coordinator, "task_states", [r.task_id for r in records]))
+    records[:] = [reconcile(r, states[r.task_id]) for r in records]
+    ledger = get(call(coordinator, "finish"))
+    status = get(call(coordinator, "status"))
+    get(call(coordinator, "close"))
+    write_tasks_csv(out / "tasks.csv", records)
+    write_rounds_csv(out / "ledger", out / "rounds.csv")
+    rewards, fees = operator_totals(out / "rounds.csv")
+    outcomes = ("settled", "refunded", "failed")
+    counts = {k: sum(1 for r in records if r.outcome == k) for k in outcomes}
+    summary = {
+        "tasks_submitted": len(records),
+        "tasks_settled": counts["settled"],
+        "tasks_refunded": counts["refunded"],
+        "tasks_failed": counts["failed"],
+        **jsonable(ledger),
+        "throughput_tasks_per_s": round(counts["settled"] / max(elapsed, 1e-9), 3),
+        "elapsed_s": round(elapsed, 3),
+        "coprocessor_slashes": sum(c["slashes"] for c in status["coprocessors"]),
+        "chaos": chaos or [],
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if report:
+        from .report import write_report
+
+        write_report(out)
+    return RunResult(out, summary, records, status, rewards, fees)
+
+
+def reconcile(record: TaskRecord, state: Any) -> TaskRecord:
+    """Take the ledger's final outcome (it decides; a host may have been lost mid-batch)."""
+    if record.outcome == state.status:
+        return record
+    settled = state.status == "settled"
+    return TaskRecord(
+        record.task_id,
+        record.kind,
+        record.size,
+        record.operator or (state.operator or ""),
+        record.coprocessor if settled else "",
+        record.fee,
+        record.price if settled else 0,
+        record.attempts,
+        state.status,
+        record.latency_s,
+    )
+
+
+def jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """Amounts become strings: base units exceed JSON's safe integers."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out[key] = jsonable(value)
+        elif isinstance(value, int) and not isinstance(value, bool) and key not in ("rounds",):
+            out[key] = str(value) if key != "inflation_ppb" else value
+        else:
+            out[key] = value
+    return out
+
+
+def write_tasks_csv(path: Path, records: list[TaskRecord], *, append: bool = False) -> None:
+    """Write ``tasks.csv`` (or append to it, with the header only when it is new)."""
+    header = not (append and path.exists())
+    with path.open("a" if append else "w", newline="") as fh:
+        writer = csv.writer(fh)
+        if header:
+            writer.writerow(TASK_COLUMNS)
+        for r in records:
+            writer.writerow([getattr(r, c) for c in TASK_COLUMNS])
+
+
+def read_tasks_csv(path: Path) -> list[TaskRecord]:
+    if not path.exists():
+        return []
+    with path.open() as fh:
+        return [
+            TaskRecord(
+                int(row["task_id"]),
+                row["kind"],
+                int(row["size"]),
+                row["operator"],
+                row["coprocessor"],
+                int(row["fee"]),
+                int(row["price"]),
+                int(row["attempts"]),
+                row["outcome"],
+                float(row["latency_s"]),
+            )
+            for row in csv.DictReader(fh)
+        ]
+
+
+def operator_totals(rounds_csv: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """Sum each operator's rewards and fees over the run's rounds."""
+    rewards: dict[str, int] = {}
+    fees: dict[str, int] = {}
+    with rounds_csv.open() as fh:
+        for row in csv.DictReader(fh):
+            if row["role"] != "operator":
+                continue
+            name = row["participant"]
+            rewards[name] = rewards.get(name, 0) + int(row["rewards"])
+            fees[name] = fees.get(name, 0) + int(row["fees"])
+    return rewards, fees
+
+
+# --- a long-lived network (``stakeray up`` ... ``down``) -------------------------------------
+
+
+def read_state(directory: Path) -> dict[str, Any]:
+    """Return ``cluster.json`` of a network that is up, or {} when there is none."""
+    path = directory / STATE_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_state(directory: Path, state: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+
+def record_submission(directory: Path, records: list[TaskRecord], elapsed: float) -> None:
+    """Append a submission's task rows and add its seconds to the network's busy time."""
+    write_tasks_csv(directory / "tasks.csv", records, append=True)
+    state = read_state(directory)
+    state["elapsed_s"] = state.get("elapsed_s", 0.0) + elapsed
+    write_state(directory, state)
+
+
+def finish_network(directory: Path, deployment: Deployment) -> dict[str, Any]:
+    """Finish a network for ``stakeray down``: every run file and the report; return the summary."""
+    elapsed = read_state(directory).get("elapsed_s", 0.0)
+    result = finish_directory(directory, deployment, "ray", None, elapsed, report=True)
+    (directory / STATE_FILE).unlink(missing_ok=True)
+    return result.summary
