@@ -131,3 +131,32 @@ def test_overwrite_replaces_an_earlier_run(tmp_path: Path) -> None:
     second = json.loads((out / "summary.json").read_text())
     assert second["tasks_submitted"] == 30 and second["state_hash"] != first
     assert main(["verify", str(out)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["status"], "give --address ADDR or --dir DIR"),
+        (["down", "--dir", "{tmp}/none"], "--dir {tmp}/none: no network is up here"),
+        (["submit", "{tmp}/w.yaml", "--dir", "{tmp}"], "no network is up here"),
+        (["up", "--out", "{tmp}/empty"], "give the network CONFIG"),
+        (["up", "--resume", "--out", "{tmp}/empty"], "--resume: {tmp}/empty holds no ledger"),
+        (["up", "{tmp}/net.yaml", "--resume", "--out", "{tmp}/run"], "drop CONFIG"),
+    ],
+)
+def test_network_commands_refuse_in_one_line_without_touching_ray(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    needle: str,
+) -> None:
+    config = write(tmp_path, NETWORK)
+    write(tmp_path, "count: 5\nmix: [{kind: sort, size: 100}]\n", "w.yaml")
+    assert main(["run", str(config), "--out", str(tmp_path / "run"), *LOCAL]) == 0
+    capsys.readouterr()
+    tmp = str(tmp_path)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main([a.replace("{tmp}", tmp) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle.replace("{tmp}", tmp) in err, err

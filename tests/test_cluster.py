@@ -28,7 +28,7 @@ from cluster_fixtures import (
 from cluster.chaos import ChaosError, ChaosPlan
 from cluster.cli import main
 from cluster.config import ConfigError, load_config
-from cluster.rundir import TASK_COLUMNS
+from cluster.rundir import TASK_COLUMNS, RunResult
 from cluster.runner import RunError, check_resources, run_cluster
 
 HEADER = "task_id,kind,size,operator,coprocessor,fee,price,attempts,outcome,latency_s"
@@ -150,6 +150,16 @@ def test_check_resources_refuses_what_no_node_has() -> None:
     check_resources(config, {"CPU": 2.0, "gpu-node": 1.0})
 
 
+def check_metrics(result: RunResult) -> None:
+    """The coordinator's metrics count what the summary and ledger say (no restarts here)."""
+    metrics, summary = result.status["metrics"], result.summary
+    for outcome in ("settled", "refunded", "failed"):
+        assert metrics[f"stakeray_tasks_{outcome}"] == summary[f"tasks_{outcome}"], outcome
+    assert metrics["stakeray_round"] == summary["rounds"]
+    assert metrics["stakeray_open_tasks"] == 0
+    assert metrics["stakeray_total_stake_tokens"] > 0
+
+
 def test_local_run_writes_the_same_kind_of_run_directory(tmp_path: Path) -> None:
     config = make_config()
     out = tmp_path / "local"
@@ -158,6 +168,7 @@ def test_local_run_writes_the_same_kind_of_run_directory(tmp_path: Path) -> None
     assert set(result.summary) >= SUMMARY_KEYS
     summary, _rows = check_run(out, result)
     assert summary["tasks_submitted"] == 60 and summary["tasks_settled"] > 0
+    check_metrics(result)
     with pytest.raises(RunError, match="--chaos"):
         run_cluster(config, tmp_path / "x", local=True, chaos=ChaosPlan.parse("kill-node=1"))
 
@@ -365,6 +376,8 @@ def test_faulty_coprocessor_is_slashed_and_honest_ones_never(
     # Every fault in the ledger is the faulty one's: one FailCoprocessor per slash.
     assert scan_ledger(out).failed_coprocessor == slashes["cop-bad"]
     assert summary["coprocessor_slashes"] == slashes["cop-bad"]
+    check_metrics(result)
+    assert result.status["metrics"]["stakeray_slashes"] >= slashes["cop-bad"]
     settled = [r for r in rows if r["outcome"] == "settled"]
     by = Counter(r["coprocessor"] for r in settled)
     assert by["cop-bad"] > 0  # it won (cheapest) and half its results passed verification
@@ -486,3 +499,36 @@ def test_cli_chaos_kill_node_on_its_own_local_cluster(tmp_path: Path) -> None:
     assert summary["tasks_submitted"] == 240 and summary["conservation_ok"] is True
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     assert main(["verify", str(out)]) == 0
+
+
+def test_run_files_are_written_on_the_coordinators_node(
+    ray_cluster: RayTestCluster, tmp_path: Path
+) -> None:
+    """``on_node`` sends a writer to another node; the coordinator follows its resource."""
+    import ray
+
+    from cluster.actors import deploy
+    from cluster.nodes import current_node_id, on_node
+
+    node = ray_cluster.add_node(num_cpus=1, resources={"ledger-node": 1})
+    try:
+        assert on_node(node.node_id, current_node_id) == node.node_id
+        assert on_node(None, current_node_id) == ray_cluster.head_node_id  # here
+        here = deploy(make_config(), tmp_path / "here", detached=True, prefix="pin-a-")
+        there = deploy(
+            make_config(hosts={"coordinator_resource": "ledger-node"}),
+            tmp_path / "there",
+            detached=True,
+            prefix="pin-b-",
+        )
+        try:
+            # Without a resource the coordinator stays on the deploying process's node.
+            info = ray.get(here.coordinator.describe.remote())
+            assert info["node_id"] == ray_cluster.head_node_id
+            assert info["directory"] == str(tmp_path / "here")
+            assert ray.get(there.coordinator.describe.remote())["node_id"] == node.node_id
+        finally:
+            for handle in [*here.handles(), *there.handles()]:
+                ray.kill(handle, no_restart=True)
+    finally:
+        ray_cluster.remove_node(node)
