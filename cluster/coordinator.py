@@ -28,7 +28,7 @@ from .config import CLIENT, RunConfig
 from .network import create_network
 from .nodes import current_node_id
 from .signing import SignedTx, apply_signed
-from .telemetry import Telemetry
+from .telemetry import COORDINATOR_METRICS, Telemetry
 
 log = logging.getLogger("stakeray.coordinator")
 
@@ -89,7 +89,7 @@ class Coordinator:
         self.round_fees: dict[Address, Amount] = {}
         self.last_rewards: dict[Address, Amount] = {}
         self.last_fees: dict[Address, Amount] = {}
-        self.telemetry = Telemetry(self.directory.name or "stakeray")
+        self.telemetry = Telemetry(self.directory.name or "stakeray", COORDINATOR_METRICS)
         if self.p.round == 0:
             self.advance_round()
         self.publish()

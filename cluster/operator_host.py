@@ -34,7 +34,7 @@ from protocol.units import Address, Amount, ppm_of
 from .config import RunConfig
 from .coordinator import Fault, MarketView, Order, TaskState
 from .coprocessor_host import Job
-from .telemetry import Telemetry
+from .telemetry import OPERATOR_HOST_METRICS, Telemetry
 from .transport import HostLost, make_transport
 
 log = logging.getLogger("stakeray.operator")
@@ -99,7 +99,7 @@ class OperatorHost:
         self.strikes: dict[int, int] = {}
         self.view: MarketView | None = None
         self.factor_cache: dict[tuple[int, int, float], AskFactors] = {}
-        self.telemetry = Telemetry(network)
+        self.telemetry = Telemetry(network, OPERATOR_HOST_METRICS)
 
     # --- the auction ---------------------------------------------------------------
 

@@ -44,18 +44,28 @@ METRICS: dict[str, Metric] = {
     ),
 }
 TAG_KEYS = ("network",)
+COORDINATOR_METRICS = (
+    "stakeray_tasks_settled",
+    "stakeray_tasks_refunded",
+    "stakeray_tasks_failed",
+    "stakeray_slashes",
+    "stakeray_round",
+    "stakeray_total_stake_tokens",
+    "stakeray_open_tasks",
+)
+OPERATOR_HOST_METRICS = ("stakeray_settlement_latency_seconds", "stakeray_auction_clearing_margin")
 
 
 class Telemetry:
-    """Record :data:`METRICS` for one network; export them when running inside Ray."""
+    """Record some of :data:`METRICS` for one network; export them when running inside Ray."""
 
-    def __init__(self, network: str) -> None:
+    def __init__(self, network: str, names: tuple[str, ...]) -> None:
         self.tags = {"network": network}
-        self.values: dict[str, float] = dict.fromkeys(METRICS, 0.0)
-        self.exported: dict[str, Any] = self.make_exporters()
+        self.values: dict[str, float] = dict.fromkeys(names, 0.0)
+        self.exported: dict[str, Any] = self.make_exporters(names)
 
     @staticmethod
-    def make_exporters() -> dict[str, Any]:
+    def make_exporters(names: tuple[str, ...]) -> dict[str, Any]:
         """Create Ray's metric objects, or none outside a Ray worker process."""
         try:
             import ray
@@ -66,7 +76,8 @@ class Telemetry:
             return {}
         kinds = {"counter": metrics.Counter, "gauge": metrics.Gauge}
         out: dict[str, Any] = {}
-        for name, m in METRICS.items():
+        for name in names:
+            m = METRICS[name]
             if m.kind == "histogram":
                 out[name] = metrics.Histogram(
                     name, m.description, boundaries=list(m.boundaries), tag_keys=TAG_KEYS
