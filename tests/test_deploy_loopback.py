@@ -32,7 +32,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = ROOT / "deploy" / "network.yaml"
 WORKLOAD = ROOT / "deploy" / "workload.yaml"
-STAKERAY = [sys.executable, "-m", "cluster.cli"]
+BIN = Path(sys.executable).parent
+
+
+def command(script: str, module: str) -> list[str]:
+    """The installed console script (as a user runs it), else the module it runs."""
+    path = BIN / script
+    return [str(path)] if path.exists() else [sys.executable, "-m", module]
+
+
+STAKERAY = command("stakeray", "cluster.cli")
+RAY = command("ray", "ray.scripts.scripts")
 
 
 def free_port() -> int:
@@ -57,7 +67,7 @@ class Head:
 
     def start(self, timeout: float = 90.0) -> None:
         command = [
-            sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+            *RAY, "start", "--head", "--block",
             "--node-ip-address=127.0.0.1", f"--port={self.ports['gcs']}",
             "--num-cpus=2", "--num-gpus=1",
             '--resources={"stakeray-coordinator": 1, "stakeray-coprocessor": 1}',
@@ -177,7 +187,7 @@ def test_network_on_a_loopback_head_survives_the_head_and_finishes(
     # A Ray job runs the CLI on the head; RAY_ADDRESS is set for it, so no --address.
     job = run(
         [
-            sys.executable, "-m", "ray.scripts.scripts", "job", "submit",
+            *RAY, "job", "submit",
             f"--address=http://127.0.0.1:{head.ports['dashboard']}",
             "--", *STAKERAY, "status", "--json",
         ],
