@@ -5,11 +5,19 @@ Ray's metrics agent on each node serves them on its Prometheus endpoint
 dashboard's Metrics view charts them. The in-memory values serve
 ``stakeray status --json`` and runs without Ray (``--local``), so the
 plain actor classes record the same way in either setting.
+
+Ray 2.60 exports a gauge only in the report interval after it was set (a
+gauge set once is gone from the endpoint a moment later), so a thread sets
+the gauges again with their last values twice per interval: an idle
+network keeps showing its round and stake.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +71,19 @@ class Telemetry:
         self.tags = {"network": network}
         self.values: dict[str, float] = dict.fromkeys(names, 0.0)
         self.exported: dict[str, Any] = self.make_exporters(names)
+        self.gauges = [n for n in self.exported if METRICS[n].kind == "gauge"]
+        if self.gauges:
+            threading.Thread(target=self.keep_gauges, name="stakeray-gauges", daemon=True).start()
+
+    def keep_gauges(self) -> None:
+        """Set every gauge again, twice per Ray report interval, for as long as the process."""
+        # Ray's own setting, read by every Ray process (its config names are lower case).
+        setting = os.environ.get("RAY_metrics_report_interval_ms", "10000")  # noqa: SIM112
+        interval_s = float(setting) / 1000
+        while True:
+            time.sleep(max(0.1, interval_s / 2))
+            for name in self.gauges:
+                self.exported[name].set(self.values[name], tags=self.tags)
 
     @staticmethod
     def make_exporters(names: tuple[str, ...]) -> dict[str, Any]:

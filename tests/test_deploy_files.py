@@ -38,7 +38,7 @@ import ray
 import yaml
 
 from cluster.cli import build_parser
-from cluster.config import load_config
+from cluster.config import load_config, load_workload
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -312,6 +312,14 @@ def resources_of(params: dict[str, Any]) -> dict[str, float]:
 @pytest.mark.parametrize("path", deploy_yaml_files(), ids=rel)
 def test_yaml_loads(path: Path) -> None:
     assert load_docs(path), f"{rel(path)}: no YAML documents"
+
+
+def test_network_and_workload_pass_stakerays_validation() -> None:
+    """The configs the manifests deploy and submit are valid stakeray files."""
+    config = load_config(DEPLOY / "network.yaml")
+    assert config.workload is None  # `stakeray up` takes the network; work comes by submit
+    workload = load_workload(DEPLOY / "workload.yaml")
+    assert workload.count and {m.kind for m in workload.mix} >= {"matmul", "fft", "sort"}
 
 
 def test_token_authentication_is_never_turned_off() -> None:

@@ -1,12 +1,13 @@
 """The multi-process deployment path on loopback: a real ``ray start --head``, the CLI against it.
 
-A head is started in a subprocess with token authentication on (as in a
-deployment), the fake GPUs and the custom resources of ``deploy/network.yaml``;
-every ``stakeray`` command is its own process joining it by ``--address``:
-``up``, ``submit``, ``status --json``, ``ray job submit -- stakeray status``,
-the Prometheus endpoint, a client with a wrong token, then the head is killed
-and started again, ``up --resume`` redeploys onto the ledger, and ``down``
-finishes the run directory, which ``stakeray verify`` replays.
+A head and a GPU worker (a fake GPU) are started as in docs/operations.md, each
+``ray start ... --block`` in a subprocess, with token authentication on and the
+custom resources of ``deploy/network.yaml``. Every ``stakeray`` command is its
+own process joining by ``--address``: ``up``, ``ray job submit -- stakeray
+submit``, ``status --json``, the Prometheus endpoint, a client with a wrong
+token; then both nodes are killed and started again, ``up --resume``
+redeploys onto the ledger, and ``down`` finishes the run directory, which
+``stakeray verify`` replays.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = ROOT / "deploy" / "network.yaml"
-WORKLOAD = ROOT / "deploy" / "workload.yaml"
+# deploy/workload.yaml's tasks are sized for GPUs; the same mix, small, for 2 shared cores.
+WORKLOAD_YAML = """
+seed: 11
+count: 60
+deadline_rounds: 3
+fees: {shape: lognormal, mean: 2, sigma: 0.5}
+mix:
+  - {kind: matmul, size: 128, weight: 3}
+  - {kind: fft, size: 4096, weight: 2}
+  - {kind: sort, size: 50000, weight: 1}
+  - {kind: sort, size: 10000, weight: 1}
+  - {kind: montecarlo, size: 20000, weight: 1}
+  - {kind: hashsearch, size: 256, weight: 1}
+"""
 BIN = Path(sys.executable).parent
 
 
@@ -52,45 +66,30 @@ def free_port() -> int:
 
 
 @dataclass
-class Head:
-    """A Ray head in a subprocess (``ray start --head --block``) and how to reach it."""
+class Node:
+    """One Ray node in a subprocess (``ray start ... --block``): the head or a GPU worker."""
 
-    ports: dict[str, int]
+    name: str
+    options: list[str]
     env: dict[str, str]
-    temp_dir: str
     log: Path
     process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.ports['gcs']}"
-
     def start(self, timeout: float = 90.0) -> None:
-        command = [
-            *RAY, "start", "--head", "--block",
-            "--node-ip-address=127.0.0.1", f"--port={self.ports['gcs']}",
-            "--num-cpus=2", "--num-gpus=1",
-            '--resources={"stakeray-coordinator": 1, "stakeray-coprocessor": 1}',
-            "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-            f"--dashboard-port={self.ports['dashboard']}",
-            f"--dashboard-agent-listen-port={self.ports['agent']}",
-            f"--ray-client-server-port={self.ports['client']}",
-            f"--metrics-export-port={self.ports['metrics']}",
-            "--object-store-memory=100000000", f"--temp-dir={self.temp_dir}",
-            "--disable-usage-stats",
-        ]  # fmt: skip
-        fh = self.log.open("ab")
-        self.process = subprocess.Popen(
-            command, stdout=fh, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
-        )
+        command = [*RAY, "start", "--block", "--node-ip-address=127.0.0.1", *self.options]
+        with self.log.open("ab") as fh:
+            self.process = subprocess.Popen(
+                command, stdout=fh, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while "Ray runtime started" not in self.log.read_text(errors="replace"):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("ray start failed:\n" + self.log.read_text()[-3000:])
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"ray start ({self.name}) failed:\n{tail}")
             time.sleep(0.2)
 
     def kill(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> None:
-        """Stop the head; its reaper takes every Ray process of this head along."""
+        """Stop the node; its reaper takes every Ray process of the node along."""
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, sig)
@@ -99,28 +98,73 @@ class Head:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+        self.log.write_text("")  # the next start waits for its own "started" line
+
+
+@dataclass
+class LoopbackCluster:
+    """A head (coordinator resource, dashboard) and a GPU worker, as in docs/operations.md."""
+
+    ports: dict[str, int]
+    env: dict[str, str]
+    head: Node
+    worker: Node
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.ports['gcs']}"
+
+    def start(self) -> None:
+        self.head.start()
+        self.worker.start()
+
+    def kill(self, sig: int = signal.SIGTERM) -> None:
+        self.worker.kill(sig)
+        self.head.kill(sig)
 
 
 @pytest.fixture(scope="module")
-def head() -> Iterator[Head]:
+def cluster() -> Iterator[LoopbackCluster]:
     # A short root: Ray's unix socket paths must stay under 108 bytes.
     temp_dir = tempfile.mkdtemp(prefix="sr-", dir="/tmp")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") or k == "RAY_DEDUP_LOGS"}
-    token = secrets.token_hex(32)
     env.update(
         RAY_AUTH_MODE="token",  # on, as in a deployment
-        RAY_AUTH_TOKEN=token,
+        RAY_AUTH_TOKEN=secrets.token_hex(32),
         RAY_USAGE_STATS_ENABLED="0",
         RAY_metrics_report_interval_ms="500",  # export metrics every 0.5 s, not 10 s
         PYTHONPATH=str(ROOT),
     )
-    names = ("gcs", "dashboard", "agent", "client", "metrics")
-    h = Head({n: free_port() for n in names}, env, temp_dir, Path(temp_dir) / "head.log")
-    h.start()
+    names = ("gcs", "dashboard", "agent", "client", "metrics", "worker_agent", "worker_metrics")
+    ports = {n: free_port() for n in names}
+    common = ["--object-store-memory=100000000", f"--temp-dir={temp_dir}"]
+    head = [
+        "--head", f"--port={ports['gcs']}", "--num-cpus=2",
+        '--resources={"stakeray-coordinator": 1}',
+        "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={ports['dashboard']}",
+        f"--dashboard-agent-listen-port={ports['agent']}",
+        f"--ray-client-server-port={ports['client']}",
+        f"--metrics-export-port={ports['metrics']}", "--disable-usage-stats",
+    ]  # fmt: skip
+    worker = [
+        f"--address=127.0.0.1:{ports['gcs']}", "--num-cpus=1", "--num-gpus=1",
+        '--resources={"stakeray-coprocessor": 1}',
+        f"--dashboard-agent-listen-port={ports['worker_agent']}",
+        f"--metrics-export-port={ports['worker_metrics']}",
+    ]  # fmt: skip
+    root = Path(temp_dir)
+    c = LoopbackCluster(
+        ports,
+        env,
+        Node("head", head + common, env, root / "head.log"),
+        Node("worker", worker + common, env, root / "worker.log"),
+    )
+    c.start()
     try:
-        yield h
+        yield c
     finally:
-        h.kill()
+        c.kill()
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
@@ -132,90 +176,113 @@ def run(
     )
 
 
-def stakeray(head: Head, *args: str, env: dict[str, str] | None = None) -> str:
+def stakeray(cluster: LoopbackCluster, *args: str) -> str:
     """Run one ``stakeray`` command in its own process; return stdout, fail on an error."""
-    done = run([*STAKERAY, *args], env or head.env)
+    done = run([*STAKERAY, *args], cluster.env)
     assert done.returncode == 0, f"stakeray {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
-def scrape(head: Head, pattern: str, timeout: float = 30.0) -> float:
-    """Return the value of the first Prometheus sample matching ``pattern`` (regex)."""
-    url = f"http://127.0.0.1:{head.ports['metrics']}/metrics"
-    deadline = time.monotonic() + timeout
-    body = ""
-    while time.monotonic() < deadline:
+def samples(cluster: LoopbackCluster, name: str, network: str) -> list[float]:
+    """Every sample of ``name`` for ``network`` on the head's and the worker's endpoint."""
+    found: list[float] = []
+    for port in (cluster.ports["metrics"], cluster.ports["worker_metrics"]):
         try:
-            body = urllib.request.urlopen(url, timeout=5).read().decode()
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
         except OSError:
-            body = ""
-        found = re.search(rf"^{pattern}(?:\{{[^}}]*\}})? ([0-9.e+-]+)$", body, re.MULTILINE)
-        if found:
-            return float(found.group(1))
-        time.sleep(0.5)
-    stakeray_lines = [line for line in body.splitlines() if "stakeray" in line]
-    raise AssertionError(f"no sample {pattern!r} at {url}; stakeray lines: {stakeray_lines}")
+            continue
+        pattern = rf'^{name}\{{[^}}]*network="{network}"[^}}]*\}} ([0-9.e+-]+)$'
+        found += [float(v) for v in re.findall(pattern, body.decode(), re.MULTILINE)]
+    return found
 
 
-def test_network_on_a_loopback_head_survives_the_head_and_finishes(
-    head: Head, tmp_path: Path
+def scraped(
+    cluster: LoopbackCluster, name: str, expected: Callable[[float], bool], network: str = "net"
+) -> float:
+    """Wait until the sum of ``name``'s samples over both nodes is as ``expected``; return it."""
+    deadline = time.monotonic() + 30.0
+    while True:
+        values = samples(cluster, name, network)
+        if values and expected(sum(values)):
+            return sum(values)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name}: samples {values} on the Prometheus endpoints")
+        time.sleep(0.25)
+
+
+def test_network_on_a_loopback_cluster_survives_the_head_and_finishes(
+    cluster: LoopbackCluster, tmp_path: Path
 ) -> None:
     out = tmp_path / "net"
-    address = ["--address", head.address]
+    address = ["--address", cluster.address]
 
-    printed = stakeray(head, "up", str(NETWORK), "--out", str(out), *address)
+    # The coordinator goes to the head (its resource), the coprocessor hosts to the
+    # worker: it alone has a GPU and the coprocessors' resource.
+    printed = stakeray(cluster, "up", str(NETWORK), "--out", str(out), *address)
     assert "network up" in printed and (out / "ledger" / "events.log").exists()
     assert (out / "config.json").exists() and (out / "cluster.json").exists()
 
-    printed = stakeray(head, "submit", str(WORKLOAD), *address, "--count", "60", "--no-pace")
-    assert "submitted 60 tasks" in printed
+    # Work submitted as a Ray job (docs/operations.md, step 6): the CLI runs on the head,
+    # with the workload from --working-dir and RAY_ADDRESS set for it (no --address).
+    jobdir = tmp_path / "job"
+    jobdir.mkdir()
+    workload = jobdir / "workload.yaml"
+    workload.write_text(WORKLOAD_YAML)
+    job = run(
+        [
+            *RAY, "job", "submit",
+            f"--address=http://127.0.0.1:{cluster.ports['dashboard']}",
+            f"--working-dir={jobdir}",
+            "--", *STAKERAY, "submit", "workload.yaml", "--count", "60", "--no-pace",
+        ],
+        cluster.env,
+    )  # fmt: skip
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert "submitted 60 tasks" in job.stdout
 
-    status = json.loads(stakeray(head, "status", "--json", *address))
+    status = json.loads(stakeray(cluster, "status", "--json", *address))
     assert status["directory"] == str(out) and status["round"] >= 1
     metrics = status["metrics"]
     finished = sum(metrics[f"stakeray_tasks_{k}"] for k in ("settled", "refunded", "failed"))
     assert metrics["stakeray_tasks_settled"] > 0 and finished == status["finished_tasks"] == 60
     assert metrics["stakeray_total_stake_tokens"] > 0
-    assert {c["coprocessor"] for c in status["coprocessors"]} >= {"gpu-a", "gpu-b"}
+    assert metrics["stakeray_slashes"] == 0  # honest coprocessors, every answer in time
+    wins = {c["coprocessor"]: c["wins"] for c in status["coprocessors"]}
+    assert set(wins) == {"gpu-a", "gpu-b", "gpu-c", "gpu-d"} and sum(wins.values()) > 0
 
-    # Ray's Prometheus endpoint on the head serves the same counts.
-    settled = scrape(head, r'ray_stakeray_tasks_settled_total\{[^}]*network="net"[^}]*\}')
-    assert settled == metrics["stakeray_tasks_settled"]
-    assert scrape(head, r"ray_stakeray_round") == status["round"]
-    assert scrape(head, r"ray_stakeray_settlement_latency_seconds_count") > 0
-
-    # A Ray job runs the CLI on the head; RAY_ADDRESS is set for it, so no --address.
-    job = run(
-        [
-            *RAY, "job", "submit",
-            f"--address=http://127.0.0.1:{head.ports['dashboard']}",
-            "--", *STAKERAY, "status", "--json",
-        ],
-        head.env,
-    )  # fmt: skip
-    assert job.returncode == 0, job.stdout + job.stderr
-    assert '"finished_tasks": 60' in job.stdout
+    # Ray's Prometheus endpoints serve the same figures (gauges too, though nothing has
+    # set them since the work ended: they are kept alive).
+    time.sleep(2.0)
+    count = metrics["stakeray_tasks_settled"]
+    scraped(cluster, "ray_stakeray_tasks_settled_total", lambda v: v == count)
+    scraped(cluster, "ray_stakeray_round", lambda v: v == status["round"])
+    stake = metrics["stakeray_total_stake_tokens"]
+    scraped(cluster, "ray_stakeray_total_stake_tokens", lambda v: v == pytest.approx(stake))
+    latencies = "ray_stakeray_settlement_latency_seconds_count"
+    scraped(cluster, latencies, lambda v: v == count)
+    scraped(cluster, "ray_stakeray_auction_clearing_margin_count", lambda v: 0 < v <= count)
 
     # Token authentication is on: a client with the wrong token is refused in one line.
-    wrong = {**head.env, "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    wrong = {**cluster.env, "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     refused = run([*STAKERAY, "status", *address], wrong, timeout=120)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert refused.stderr.startswith("error: --address") and refused.stderr.count("\n") == 1
 
-    # The head dies: Ray's state is gone, the ledger on disk is not.
-    head.kill(signal.SIGKILL)
-    head.start()
-    printed = stakeray(head, "up", "--resume", "--out", str(out), *address)
+    # The head dies: Ray's state is gone with it, the ledger on disk is not. The head
+    # comes back, the worker joins it again, and the network is redeployed onto the ledger.
+    cluster.kill(signal.SIGKILL)
+    cluster.start()
+    printed = stakeray(cluster, "up", "--resume", "--out", str(out), *address)
     assert "network resumed" in printed
-    resumed = json.loads(stakeray(head, "status", "--json", *address))
+    resumed = json.loads(stakeray(cluster, "status", "--json", *address))
     assert resumed["recovered"] is True and resumed["finished_tasks"] == 60
     assert resumed["round"] >= status["round"]
 
-    printed = stakeray(head, "submit", str(WORKLOAD), *address, "--count", "20", "--no-pace")
+    printed = stakeray(cluster, "submit", str(workload), *address, "--count", "20", "--no-pace")
     assert "submitted 20 tasks" in printed
-    printed = stakeray(head, "down", *address)
+    printed = stakeray(cluster, "down", *address)
     assert "network down" in printed and "conservation ok" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tasks_submitted"] == 80 and summary["conservation_ok"] is True
     assert (out / "report.html").exists() and not (out / "cluster.json").exists()
-    assert "matches summary.json" in stakeray(head, "verify", str(out))
+    assert "matches summary.json" in stakeray(cluster, "verify", str(out))
