@@ -39,7 +39,10 @@ INEQUALITY = [
 
 amounts = st.lists(st.integers(0, 10**30), min_size=1, max_size=40)
 nonzero_amounts = amounts.filter(lambda v: sum(v) > 0)
-float_amounts = st.lists(st.floats(0.0, 1e12), min_size=1, max_size=40).filter(lambda v: sum(v) > 0)
+# Zero or at least 1e-6: a subnormal amount scaled by c underflows to zero, which changes
+# the distribution itself (hypothesis found [5e-324] * 0.5), not a metric's invariance.
+float_amount = st.one_of(st.just(0.0), st.floats(1e-6, 1e12))
+float_amounts = st.lists(float_amount, min_size=1, max_size=40).filter(lambda v: sum(v) > 0)
 
 
 # --- Hand-computed values --------------------------------------------------------
