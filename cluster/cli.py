@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +24,7 @@ from .chaos import ChaosError, ChaosPlan
 from .config import ConfigError, RunConfig, load_config, load_workload
 from .coordinator import CONFIG_FILE
 from .gateway import GatewayError
+from .head import HEAD_LOG, HeadError, start_head, stop_head
 from .keys import KeystoreError, create_key, list_keys, load_key
 from .nodes import on_node
 from .rundir import (
@@ -73,7 +74,7 @@ def prepare_out(out: Path, overwrite: bool) -> None:
             )
         shutil.rmtree(out / "ledger", ignore_errors=True)
         shutil.rmtree(out / "figures", ignore_errors=True)  # the old report's
-        for name in (*RUN_FILES, STATE_FILE, CONFIG_FILE, "report.html"):
+        for name in (*RUN_FILES, STATE_FILE, CONFIG_FILE, HEAD_LOG, "report.html"):
             (out / name).unlink(missing_ok=True)
 
 
@@ -179,8 +180,6 @@ def captured_stderr() -> Iterator[list[str]]:
 @contextmanager
 def joined(address: str) -> Iterator[None]:
     """Join the Ray cluster at ``address`` for one command (reuse a connection if present)."""
-    import logging
-
     import ray
 
     from .runner import quiet_ray_env
@@ -223,6 +222,19 @@ def connected(args: argparse.Namespace) -> Iterator[Network]:
 
     local_state = read_state(Path(args.dir)) if args.dir else {}
     address = args.address or local_state.get("address") or os.environ.get("RAY_ADDRESS")
+    if local_state.get("head_pid") and address == local_state["address"]:
+        # Ray offers this user's token only to a cluster it finds itself (address "auto"),
+        # never to an explicit address; this one is the head `up` started here.
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        level, quiet.level = quiet.level, logging.ERROR  # its "enabled" notice is not news here
+        try:
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+        finally:
+            quiet.setLevel(level)
     if not address:
         if args.dir:
             raise RunError(f"--dir {args.dir}: no network is up here (run `stakeray up`)")
@@ -264,30 +276,32 @@ def cmd_up(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     quiet_ray_env()
     address = args.address or os.environ.get("RAY_ADDRESS")
-    started = False
+    head_pid = None
     if not address:
-        command = ["ray", "start", "--head", "--include-dashboard=false", "--disable-usage-stats"]
-        command += [f"--port={args.port}", f"--num-cpus={args.num_cpus or os.cpu_count() or 2}"]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
-            raise RunError(f"ray start failed: {tail[0] if tail else done.returncode}")
-        started = True
+        cpus = args.num_cpus or os.cpu_count() or 2
+        head_pid = start_head(args.port, cpus, out / HEAD_LOG)
         address = "auto"
-    with joined(address):
-        try:
-            ray.get_actor(COORDINATOR_NAME)
-        except ValueError:
-            pass
-        else:
-            raise RunError("a stakeray network is already up on this cluster; `stakeray down` it")
-        check_resources(config, ray.cluster_resources())
-        deployment = deploy(config, out, detached=True)
-        info = ray.get(deployment.coordinator.describe.remote())
-        status = ray.get(deployment.coordinator.status.remote())
-        gcs = ray.get_runtime_context().gcs_address
-        state = {"address": gcs, "started_head": started}
-        on_node(info["node_id"], write_state, Path(info["directory"]), state)
+    try:
+        with joined(address):
+            try:
+                ray.get_actor(COORDINATOR_NAME)
+            except ValueError:
+                pass
+            else:
+                raise RunError(
+                    "a stakeray network is already up on this cluster; `stakeray down` it"
+                )
+            check_resources(config, ray.cluster_resources())
+            deployment = deploy(config, out, detached=True)
+            info = ray.get(deployment.coordinator.describe.remote())
+            status = ray.get(deployment.coordinator.status.remote())
+            gcs = ray.get_runtime_context().gcs_address
+            state = {"address": gcs, "head_pid": head_pid}
+            on_node(info["node_id"], write_state, Path(info["directory"]), state)
+    except BaseException:
+        if head_pid is not None:  # a head started for a network that did not come up
+            stop_head(head_pid)
+        raise
     print(
         f"network {'resumed' if args.resume else 'up'} on {gcs}: round {status['round']}, "
         f"{len(config.network.operators)} operators, {len(config.network.coprocessors)}"
@@ -416,8 +430,8 @@ def cmd_down(args: argparse.Namespace) -> int:
         summary = on_node(net.node_id, finish_network, net.directory, net.deployment)
         for handle in net.deployment.handles():
             ray.kill(handle, no_restart=True)
-    if net.local_state.get("started_head"):
-        subprocess.run(["ray", "stop"], capture_output=True, check=False)
+    if net.local_state.get("head_pid"):
+        stop_head(int(net.local_state["head_pid"]))
     print(
         f"network down: rounds {summary['rounds']}  conservation "
         f"{'ok' if summary['conservation_ok'] else 'FAILED'}  state {summary['state_hash'][:16]}"
@@ -510,7 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("config", nargs="?", help="YAML with the network (with --resume: optional)")
     up.add_argument("--workload", help="workload YAML whose deadline the network uses")
     up.add_argument("--out", required=True, help="run directory of this network")
-    up.add_argument("--address", help="Ray cluster to join (default: start a local head)")
+    up.add_argument(
+        "--address", help="Ray cluster to join (default: start a head here, token auth on)"
+    )
     up.add_argument("--port", type=int, default=6379, help="port of a local head (default 6379)")
     up.add_argument("--num-cpus", type=int, help="CPUs of a local head")
     up.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -543,7 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     tx.add_argument("--nonce", type=int, help="nonce to sign with (default: the account's next)")
     tx.set_defaults(func=cmd_tx)
 
-    down = sub.add_parser("down", help="finish a network: snapshot, summary, stop its actors")
+    down = sub.add_parser(
+        "down", help="finish a network: summary, report, stop its actors (and the head up started)"
+    )
     add_locator(down)
     down.set_defaults(func=cmd_down)
 
@@ -576,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         ChaosError,
         GatewayError,
         KeystoreError,
+        HeadError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ redeploys onto the ledger, and ``down`` finishes the run directory, which
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -30,8 +31,11 @@ from pathlib import Path
 
 import pytest
 
+from cluster.head import session_members, stop_head
+
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = ROOT / "deploy" / "network.yaml"
+NETWORK_LOCAL = ROOT / "examples" / "quickstart.yaml"  # no GPUs or custom resources
 # deploy/workload.yaml's tasks are sized for GPUs; the same mix, small, for 2 shared cores.
 WORKLOAD_YAML = """
 seed: 11
@@ -47,6 +51,8 @@ mix:
   - {kind: hashsearch, size: 256, weight: 1}
 """
 BIN = Path(sys.executable).parent
+# A refused client retries joining for ~20 s by default (Ray waits out a restarting head).
+GIVE_UP_SOON = {"RAY_gcs_server_port_wait_time_s": "2"}
 
 
 def command(script: str, module: str) -> list[str]:
@@ -88,16 +94,17 @@ class Node:
                 raise AssertionError(f"ray start ({self.name}) failed:\n{tail}")
             time.sleep(0.2)
 
-    def kill(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> None:
-        """Stop the node; its reaper takes every Ray process of the node along."""
+    def kill(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the node as ``down`` does (SIGTERM), or crash it with every process (SIGKILL)."""
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, sig)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        if sig == signal.SIGTERM:
+            stop_head(self.process.pid)
+        else:
+            for member in session_members(self.process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(member, sig)
+        self.process.wait(30)
         self.log.write_text("")  # the next start waits for its own "started" line
 
 
@@ -176,9 +183,9 @@ def run(
     )
 
 
-def stakeray(cluster: LoopbackCluster, *args: str) -> str:
+def stakeray(env: dict[str, str], *args: str) -> str:
     """Run one ``stakeray`` command in its own process; return stdout, fail on an error."""
-    done = run([*STAKERAY, *args], cluster.env)
+    done = run([*STAKERAY, *args], env)
     assert done.returncode == 0, f"stakeray {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -218,7 +225,7 @@ def test_network_on_a_loopback_cluster_survives_the_head_and_finishes(
 
     # The coordinator goes to the head (its resource), the coprocessor hosts to the
     # worker: it alone has a GPU and the coprocessors' resource.
-    printed = stakeray(cluster, "up", str(NETWORK), "--out", str(out), *address)
+    printed = stakeray(cluster.env, "up", str(NETWORK), "--out", str(out), *address)
     assert "network up" in printed and (out / "ledger" / "events.log").exists()
     assert (out / "config.json").exists() and (out / "cluster.json").exists()
 
@@ -240,7 +247,7 @@ def test_network_on_a_loopback_cluster_survives_the_head_and_finishes(
     assert job.returncode == 0, job.stdout + job.stderr
     assert "submitted 60 tasks" in job.stdout
 
-    status = json.loads(stakeray(cluster, "status", "--json", *address))
+    status = json.loads(stakeray(cluster.env, "status", "--json", *address))
     assert status["directory"] == str(out) and status["round"] >= 1
     metrics = status["metrics"]
     finished = sum(metrics[f"stakeray_tasks_{k}"] for k in ("settled", "refunded", "failed"))
@@ -263,7 +270,7 @@ def test_network_on_a_loopback_cluster_survives_the_head_and_finishes(
     scraped(cluster, "ray_stakeray_auction_clearing_margin_count", lambda v: 0 < v <= count)
 
     # Token authentication is on: a client with the wrong token is refused in one line.
-    wrong = {**cluster.env, "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    wrong = {**cluster.env, "RAY_AUTH_TOKEN": secrets.token_hex(32), **GIVE_UP_SOON}
     refused = run([*STAKERAY, "status", *address], wrong, timeout=120)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert refused.stderr.startswith("error: --address") and refused.stderr.count("\n") == 1
@@ -272,17 +279,50 @@ def test_network_on_a_loopback_cluster_survives_the_head_and_finishes(
     # comes back, the worker joins it again, and the network is redeployed onto the ledger.
     cluster.kill(signal.SIGKILL)
     cluster.start()
-    printed = stakeray(cluster, "up", "--resume", "--out", str(out), *address)
+    printed = stakeray(cluster.env, "up", "--resume", "--out", str(out), *address)
     assert "network resumed" in printed
-    resumed = json.loads(stakeray(cluster, "status", "--json", *address))
+    resumed = json.loads(stakeray(cluster.env, "status", "--json", *address))
     assert resumed["recovered"] is True and resumed["finished_tasks"] == 60
     assert resumed["round"] >= status["round"]
 
-    printed = stakeray(cluster, "submit", str(workload), *address, "--count", "20", "--no-pace")
+    printed = stakeray(cluster.env, "submit", str(workload), *address, "--count", "20", "--no-pace")
     assert "submitted 20 tasks" in printed
-    printed = stakeray(cluster, "down", *address)
+    printed = stakeray(cluster.env, "down", *address)
     assert "network down" in printed and "conservation ok" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tasks_submitted"] == 80 and summary["conservation_ok"] is True
     assert (out / "report.html").exists() and not (out / "cluster.json").exists()
-    assert "matches summary.json" in stakeray(cluster, "verify", str(out))
+    assert "matches summary.json" in stakeray(cluster.env, "verify", str(out))
+
+
+def test_up_without_an_address_starts_a_token_head_and_down_stops_only_it(
+    cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    """``up`` alone: a local head with token authentication on, found again by ``--dir``."""
+    home = tmp_path / "home"  # the token goes to ~/.ray/auth_token: a home of its own
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(home), RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT))
+    out = tmp_path / "net"
+    workload = tmp_path / "workload.yaml"
+    workload.write_text(WORKLOAD_YAML)
+    port = str(free_port())
+    printed = stakeray(env, "up", str(NETWORK_LOCAL), "--out", str(out), "--port", port)
+    head_pid = json.loads((out / "cluster.json").read_text())["head_pid"]
+    try:
+        assert "network up" in printed and (home / ".ray" / "auth_token").exists()
+        dirs = ["--dir", str(out)]
+        printed = stakeray(env, "submit", str(workload), *dirs, "--count", "20", "--no-pace")
+        assert "submitted 20 tasks" in printed
+        assert json.loads(stakeray(env, "status", "--json", *dirs))["finished_tasks"] == 20
+        # A client that does not present the token is refused.
+        no_token = {**env, "RAY_AUTH_MODE": "disabled", **GIVE_UP_SOON}
+        refused = run([*STAKERAY, "status", *dirs], no_token)
+        assert refused.returncode == 2 and "refused this client's token" in refused.stderr
+        assert "network down" in stakeray(env, "down", *dirs)
+    finally:
+        stop_head(head_pid)
+    assert session_members(head_pid) == []  # down stopped the head it started
+    assert cluster.head.process is not None  # and no other Ray on the machine (`ray stop` would)
+    assert session_members(cluster.head.process.pid)
+    assert "matches summary.json" in stakeray(env, "verify", str(out))
