@@ -48,6 +48,7 @@ from protocol.auction import CoprocessorBook, clear_batch
 from protocol.market import (
     compute_ask_factors_many,
     compute_ask_from,
+    compute_required_collateral,
     compute_slash_of,
 )
 from protocol.metrics import compute_correlation, compute_gini, compute_nakamoto_coefficient
@@ -325,7 +326,7 @@ def simulate_point(
             min_reputation=params.min_reputation,
         )
         heavy_fees = [fees[i] for i in heavy]
-        required = [ppm_of(f, params.collateral_ratio) for f in heavy_fees]
+        required = [compute_required_collateral(f, params) for f in heavy_fees]
         results = clear_batch(
             heavy_fees,
             book,
