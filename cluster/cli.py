@@ -294,7 +294,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             check_resources(config, ray.cluster_resources())
             deployment = deploy(config, out, detached=True)
             info = ray.get(deployment.coordinator.describe.remote())
-            status = ray.get(deployment.coordinator.status.remote())
+            round_ = ray.get(deployment.coordinator.ping.remote())
             gcs = ray.get_runtime_context().gcs_address
             state = {"address": gcs, "head_pid": head_pid}
             on_node(info["node_id"], write_state, Path(info["directory"]), state)
@@ -303,7 +303,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             stop_head(head_pid)
         raise
     print(
-        f"network {'resumed' if args.resume else 'up'} on {gcs}: round {status['round']}, "
+        f"network {'resumed' if args.resume else 'up'} on {gcs}: round {round_}, "
         f"{len(config.network.operators)} operators, {len(config.network.coprocessors)}"
         f" coprocessors -> {info['directory']}"
     )

@@ -47,23 +47,17 @@ def ensure_token() -> None:
         raise HeadError(f"ray get-auth-token failed: {tail[0] if tail else done.returncode}")
 
 
-def start_head(port: int, num_cpus: int, log: Path, timeout: float = 120.0) -> int:
-    """Start a head on ``port`` and wait until it is up; return its process id."""
-    ensure_token()
-    command = [
-        *ray_command(),
-        "start",
-        "--head",
-        "--block",
-        f"--port={port}",
-        f"--num-cpus={num_cpus}",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-    ]
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+def start_ray(
+    options: list[str], log: Path, env: dict[str, str], timeout: float = 120.0
+) -> subprocess.Popen[bytes]:
+    """Run ``ray start --block OPTIONS`` in a session of its own; wait until the node is up."""
     with log.open("ab") as fh:
         process = subprocess.Popen(
-            command, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            [*ray_command(), "start", "--block", *options],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
     deadline = time.monotonic() + timeout
     while READY not in log.read_text(errors="replace"):
@@ -72,7 +66,20 @@ def start_head(port: int, num_cpus: int, log: Path, timeout: float = 120.0) -> i
             lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
             raise HeadError(f"ray start failed: {lines[-1] if lines else 'no output'} (see {log})")
         time.sleep(0.2)
-    return process.pid
+    return process
+
+
+def start_head(port: int, num_cpus: int, log: Path) -> int:
+    """Start a head on ``port`` with token authentication on; return its process id."""
+    ensure_token()
+    options = [
+        "--head",
+        f"--port={port}",
+        f"--num-cpus={num_cpus}",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+    ]
+    return start_ray(options, log, {**os.environ, "RAY_AUTH_MODE": "token"}).pid
 
 
 def session_members(sid: int) -> list[int]:
@@ -91,6 +98,13 @@ def session_members(sid: int) -> list[int]:
     return members
 
 
+def kill_session(sid: int, sig: int) -> None:
+    """Send ``sig`` to every live process of session ``sid``."""
+    for member in session_members(sid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, sig)
+
+
 def stop_head(pid: int, timeout: float = 30.0) -> None:
     """Stop the head started by :func:`start_head` and every Ray process of its session.
 
@@ -103,8 +117,6 @@ def stop_head(pid: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while session_members(pid):
         if time.monotonic() > deadline:
-            for member in session_members(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(member, signal.SIGKILL)
+            kill_session(pid, signal.SIGKILL)
             return
         time.sleep(0.1)

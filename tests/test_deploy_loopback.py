@@ -12,7 +12,6 @@ redeploys onto the ledger, and ``down`` finishes the run directory, which
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.head import session_members, stop_head
+from cluster.head import kill_session, ray_command, session_members, start_ray, stop_head
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = ROOT / "deploy" / "network.yaml"
@@ -50,19 +49,14 @@ mix:
   - {kind: montecarlo, size: 20000, weight: 1}
   - {kind: hashsearch, size: 256, weight: 1}
 """
-BIN = Path(sys.executable).parent
 # A refused client retries joining for ~20 s by default (Ray waits out a restarting head).
 GIVE_UP_SOON = {"RAY_gcs_server_port_wait_time_s": "2"}
 
 
-def command(script: str, module: str) -> list[str]:
-    """The installed console script (as a user runs it), else the module it runs."""
-    path = BIN / script
-    return [str(path)] if path.exists() else [sys.executable, "-m", module]
-
-
-STAKERAY = command("stakeray", "cluster.cli")
-RAY = command("ray", "ray.scripts.scripts")
+RAY = ray_command()
+# The installed console script, as a user runs it (else the module it runs).
+_script = Path(sys.executable).parent / "stakeray"
+STAKERAY = [str(_script)] if _script.exists() else [sys.executable, "-m", "cluster.cli"]
 
 
 def free_port() -> int:
@@ -81,18 +75,8 @@ class Node:
     log: Path
     process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 90.0) -> None:
-        command = [*RAY, "start", "--block", "--node-ip-address=127.0.0.1", *self.options]
-        with self.log.open("ab") as fh:
-            self.process = subprocess.Popen(
-                command, stdout=fh, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout
-        while "Ray runtime started" not in self.log.read_text(errors="replace"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                tail = self.log.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"ray start ({self.name}) failed:\n{tail}")
-            time.sleep(0.2)
+    def start(self) -> None:
+        self.process = start_ray(["--node-ip-address=127.0.0.1", *self.options], self.log, self.env)
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
         """Stop the node as ``down`` does (SIGTERM), or crash it with every process (SIGKILL)."""
@@ -101,9 +85,7 @@ class Node:
         if sig == signal.SIGTERM:
             stop_head(self.process.pid)
         else:
-            for member in session_members(self.process.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(member, sig)
+            kill_session(self.process.pid, sig)
         self.process.wait(30)
         self.log.write_text("")  # the next start waits for its own "started" line
 
