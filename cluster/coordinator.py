@@ -14,7 +14,7 @@ import copy
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -263,7 +263,7 @@ class Coordinator:
 
     # --- metrics ------------------------------------------------------------------
 
-    def count_outcomes(self, task_ids: Any) -> None:
+    def count_outcomes(self, task_ids: Collection[int]) -> None:
         """Count the refunds and failures among ``task_ids`` that now have an outcome."""
         finished = self.p.state.finished
         for outcome in ("refunded", "failed"):

@@ -31,7 +31,7 @@ TASK_COLUMNS = [
 ]
 RUN_FILES = ("tasks.csv", "rounds.csv", "summary.json")
 STATE_FILE = "cluster.json"
-"""A network's state between commands: the Ray address, who started the head, busy time."""
+"""A network's state between commands: the Ray address, the head `up` started, busy time."""
 
 
 @dataclass
