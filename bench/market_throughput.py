@@ -44,11 +44,11 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import ray  # noqa: E402
 
 import workers  # noqa: E402
-from cluster.actors import NAMESPACE, deploy  # noqa: E402
-from cluster.config import RunConfig  # noqa: E402
-from cluster.gateway import Gateway  # noqa: E402
-from cluster.transport import RayTransport  # noqa: E402
-from cluster.workload import GeneratedTask, WorkloadSpec, generate_tasks  # noqa: E402
+from cluster.config.schema import RunConfig  # noqa: E402
+from cluster.config.workload import GeneratedTask, WorkloadSpec, generate_tasks  # noqa: E402
+from cluster.engine.gateway import Gateway  # noqa: E402
+from cluster.engine.transport import RayTransport  # noqa: E402
+from cluster.runtime.actors import NAMESPACE, deploy  # noqa: E402
 
 SMALL_TARGET = 3.0
 LARGE_TARGET = 0.9

@@ -39,10 +39,10 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import ray  # noqa: E402
 
-from cluster import cli  # noqa: E402
-from cluster.actors import NAMESPACE  # noqa: E402
-from cluster.config import load_config  # noqa: E402
-from cluster.runner import run_cluster  # noqa: E402
+from cluster.cli import main as cli  # noqa: E402
+from cluster.config.schema import load_config  # noqa: E402
+from cluster.runtime.actors import NAMESPACE  # noqa: E402
+from cluster.runtime.runner import run_cluster  # noqa: E402
 
 CONFIG = ROOT / "examples" / "paper-live.yaml"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -232,7 +232,7 @@ def main() -> int:
         code = cli.main(["verify", str(out)])
         print(f"verify exit {code} in {time.perf_counter() - start:,.1f} s")
         if not args.no_report:
-            from cluster.report import write_report
+            from cluster.analysis.report import write_report
 
             start = time.perf_counter()
             path = write_report(out)

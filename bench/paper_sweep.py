@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from cluster.simulate import load_experiment, run_experiment  # noqa: E402
+from cluster.analysis.simulate import load_experiment, run_experiment  # noqa: E402
 
 TARGET_S = 60.0
 

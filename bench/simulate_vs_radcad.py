@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from cluster.simulate import ExperimentConfig, load_experiment, simulate_point  # noqa: E402
+from cluster.analysis.simulate import ExperimentConfig, load_experiment, simulate_point  # noqa: E402
 from protocol.params import Params  # noqa: E402
 
 TARGET = 50.0

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.actors import NAMESPACE
-from cluster.config import RunConfig
-from cluster.rundir import RunResult
-from cluster.runner import run_cluster
+from cluster.config.schema import RunConfig
+from cluster.runtime.actors import NAMESPACE
+from cluster.runtime.rundir import RunResult
+from cluster.runtime.runner import run_cluster
 
 HEAD_RESOURCE = "stakeray-test-head"
 """A custom resource only the head node has (pins the coordinator off the worker nodes)."""

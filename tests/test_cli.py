@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cluster.cli import main
-from cluster.config import ConfigError, load_config
+from cluster.config.schema import ConfigError, load_config
 
 NETWORK = """
 seed: 3

@@ -25,11 +25,11 @@ from cluster_fixtures import (
     scan_ledger,
 )
 
-from cluster.chaos import ChaosError, ChaosPlan
 from cluster.cli import main
-from cluster.config import ConfigError, load_config
-from cluster.rundir import TASK_COLUMNS, RunResult
-from cluster.runner import RunError, check_resources, run_cluster
+from cluster.config.schema import ConfigError, load_config
+from cluster.runtime.chaos import ChaosError, ChaosPlan
+from cluster.runtime.rundir import TASK_COLUMNS, RunResult
+from cluster.runtime.runner import RunError, check_resources, run_cluster
 
 HEADER = "task_id,kind,size,operator,coprocessor,fee,price,attempts,outcome,latency_s"
 SUMMARY_KEYS = {
@@ -304,10 +304,10 @@ def test_fake_gpus_place_coprocessor_hosts_and_a_run_settles(
 ) -> None:
     import ray
 
-    from cluster.actors import deploy
-    from cluster.runner import execute
-    from cluster.transport import RayTransport
-    from cluster.workload import generate_tasks
+    from cluster.config.workload import generate_tasks
+    from cluster.engine.transport import RayTransport
+    from cluster.runtime.actors import deploy
+    from cluster.runtime.runner import execute
 
     node = ray_cluster.add_node(num_cpus=1, num_gpus=1, resources={"gpu-node": 1})
     try:
@@ -396,9 +396,9 @@ def test_signed_transactions_through_a_network_that_is_up(
 ) -> None:
     import ray
 
-    from cluster.actors import COORDINATOR_NAME
-    from cluster.keys import load_key
-    from cluster.signing import sign_tx
+    from cluster.cli.keys import load_key
+    from cluster.engine.signing import sign_tx
+    from cluster.runtime.actors import COORDINATOR_NAME
     from protocol.transactions import parse_tx
     from protocol.units import tokens
 
@@ -507,8 +507,8 @@ def test_run_files_are_written_on_the_coordinators_node(
     """``on_node`` sends a writer to another node; the coordinator follows its resource."""
     import ray
 
-    from cluster.actors import deploy
-    from cluster.nodes import current_node_id, on_node
+    from cluster.runtime.actors import deploy
+    from cluster.runtime.nodes import current_node_id, on_node
 
     node = ray_cluster.add_node(num_cpus=1, resources={"ledger-node": 1})
     try:

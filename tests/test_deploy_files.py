@@ -38,7 +38,7 @@ import ray
 import yaml
 
 from cluster.cli import build_parser
-from cluster.config import load_config, load_workload
+from cluster.config.schema import load_config, load_workload
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.head import kill_session, ray_command, session_members, start_ray, stop_head
+from cluster.runtime.head import kill_session, ray_command, session_members, start_ray, stop_head
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = ROOT / "deploy" / "network.yaml"

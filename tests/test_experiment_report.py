@@ -8,8 +8,8 @@ import pytest
 from test_report import PNG_MAGIC, check_self_contained, find_chromium, images_loaded_in_chromium
 from test_simulate import SMALL
 
-from cluster.experiment_report import PAPER_FIGURES, write_experiment_report
-from cluster.simulate import ExperimentConfig, run_experiment
+from cluster.analysis.experiment_report import PAPER_FIGURES, write_experiment_report
+from cluster.analysis.simulate import ExperimentConfig, run_experiment
 
 NAMES = [
     "fig2_active_and_cumulative",

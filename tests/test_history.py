@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.history import ROUND_COLUMNS, RoundRow, replay_rounds, write_rounds_csv
+from cluster.analysis.history import ROUND_COLUMNS, RoundRow, replay_rounds, write_rounds_csv
 from protocol import TOKEN, Params, Protocol
 from protocol import transactions as tx
 from protocol.ledger import Ledger, LedgerError

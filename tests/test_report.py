@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cluster.analysis.report import FIGURES, write_report
 from cluster.cli import main
-from cluster.config import RunConfig
-from cluster.report import FIGURES, write_report
-from cluster.runner import run_cluster
+from cluster.config.schema import RunConfig
+from cluster.runtime.runner import run_cluster
 from protocol import Params
 from protocol.ledger import Ledger
 

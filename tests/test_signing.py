@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from cluster.keys import KeystoreError, create_key, list_keys, load_key
-from cluster.signing import (
+from cluster.cli.keys import KeystoreError, create_key, list_keys, load_key
+from cluster.engine.signing import (
     ACTOR_FIELD,
     MalformedTx,
     SignedTx,

@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from cluster.config import ConfigError
-from cluster.simulate import ExperimentConfig, load_experiment, run_experiment, simulate_point
+from cluster.analysis.simulate import (
+    ExperimentConfig,
+    load_experiment,
+    run_experiment,
+    simulate_point,
+)
+from cluster.config.schema import ConfigError
 
 SMALL = {
     "name": "small",

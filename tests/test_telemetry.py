@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cluster.telemetry import COORDINATOR_METRICS, METRICS, OPERATOR_HOST_METRICS, Telemetry
+from cluster.engine.telemetry import COORDINATOR_METRICS, METRICS, OPERATOR_HOST_METRICS, Telemetry
 
 
 def test_every_metric_has_one_recorder_and_a_prometheus_name() -> None:

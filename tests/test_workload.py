@@ -7,7 +7,7 @@ import itertools
 import pytest
 from pydantic import ValidationError
 
-from cluster.workload import Burst, FeeDistribution, TaskMix, WorkloadSpec, generate_tasks
+from cluster.config.workload import Burst, FeeDistribution, TaskMix, WorkloadSpec, generate_tasks
 from protocol import TOKEN
 
 

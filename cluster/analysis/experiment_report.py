@@ -27,10 +27,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
-from protocol.metrics import compute_correlation
-from protocol.units import PPM
-
-from .report import (
+from cluster.analysis.report import (
     CSP,
     FIGURES_DIR,
     LOAD_SCRIPT,
@@ -42,6 +39,8 @@ from .report import (
     no_data,
     read_csv,
 )
+from protocol.metrics import compute_correlation
+from protocol.units import PPM
 
 REPRESENTATIVE_SLASHING = 30_000  # s = 0.03 in PPM, the paper's moderate setting
 ROLLING = 20  # rounds in Figure 3's rolling mean

@@ -15,19 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protocol import ProtocolError
-from protocol.ledger import LOG_NAME, Ledger, LedgerError
-from protocol.units import tokens
-
-from .actors import COORDINATOR_NAME, NAMESPACE, Deployment, deploy, find_deployment
-from .chaos import ChaosError, ChaosPlan
-from .config import ConfigError, RunConfig, load_config, load_workload
-from .coordinator import CONFIG_FILE
-from .gateway import GatewayError
-from .head import HEAD_LOG, HeadError, start_head, stop_head
-from .keys import KeystoreError, create_key, list_keys, load_key
-from .nodes import on_node
-from .rundir import (
+from cluster.cli.keys import KeystoreError, create_key, list_keys, load_key
+from cluster.cli.tables import coprocessor_table, format_tokens, network_line, operator_table
+from cluster.config.schema import ConfigError, RunConfig, load_config, load_workload
+from cluster.engine.coordinator import CONFIG_FILE
+from cluster.engine.gateway import GatewayError
+from cluster.runtime.actors import COORDINATOR_NAME, NAMESPACE, Deployment, deploy, find_deployment
+from cluster.runtime.chaos import ChaosError, ChaosPlan
+from cluster.runtime.head import HEAD_LOG, HeadError, start_head, stop_head
+from cluster.runtime.nodes import on_node
+from cluster.runtime.rundir import (
     RUN_FILES,
     STATE_FILE,
     RunResult,
@@ -36,8 +33,10 @@ from .rundir import (
     record_submission,
     write_state,
 )
-from .runner import RunError, run_cluster
-from .tables import coprocessor_table, format_tokens, network_line, operator_table
+from cluster.runtime.runner import RunError, run_cluster
+from protocol import ProtocolError
+from protocol.ledger import LOG_NAME, Ledger, LedgerError
+from protocol.units import tokens
 
 # --- run and verify ---------------------------------------------------------------------
 
@@ -136,7 +135,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write a run directory's report.html and figures."""
-    from .report import write_report
+    from cluster.analysis.report import write_report
 
     print(f"report -> {write_report(Path(args.dir))}")
     return 0
@@ -182,7 +181,7 @@ def joined(address: str) -> Iterator[None]:
     """Join the Ray cluster at ``address`` for one command (reuse a connection if present)."""
     import ray
 
-    from .runner import quiet_ray_env
+    from cluster.runtime.runner import quiet_ray_env
 
     if ray.is_initialized():
         yield
@@ -259,7 +258,7 @@ def connected(args: argparse.Namespace) -> Iterator[Network]:
 def cmd_up(args: argparse.Namespace) -> int:
     import ray
 
-    from .runner import check_resources, quiet_ray_env
+    from cluster.runtime.runner import check_resources, quiet_ray_env
 
     out = Path(args.out).resolve()
     if args.resume:
@@ -311,9 +310,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .runner import feed
-    from .transport import RayTransport
-    from .workload import generate_tasks
+    from cluster.config.workload import generate_tasks
+    from cluster.engine.transport import RayTransport
+    from cluster.runtime.runner import feed
 
     workload = load_workload(args.workload)
     if args.count is not None:
@@ -396,9 +395,8 @@ def build_tx(kind: str, actor: str, values: list[str]) -> dict[str, Any]:
 def cmd_tx(args: argparse.Namespace) -> int:
     import ray
 
+    from cluster.engine.signing import sign_tx
     from protocol.transactions import parse_tx
-
-    from .signing import sign_tx
 
     key = load_key(args.key, args.keystore)
     actor = bytes(key.verify_key).hex()
@@ -442,8 +440,8 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run an experiment's sweep with drawn outcomes; print one line per point."""
-    from .experiment_report import write_experiment_report
-    from .simulate import load_experiment, run_experiment
+    from cluster.analysis.experiment_report import write_experiment_report
+    from cluster.analysis.simulate import load_experiment, run_experiment
 
     config = load_experiment(args.experiment)
     if args.rounds is not None:
@@ -602,6 +600,3 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,12 +24,11 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from cluster.analysis.history import ROUND_COLUMNS, DelegatorStake, replay_delegators, replay_rounds
+from cluster.runtime.runner import RunError
 from protocol import TOKEN, metrics
 from protocol.ledger import LOG_NAME
 from protocol.units import PPM
-
-from .history import ROUND_COLUMNS, DelegatorStake, replay_delegators, replay_rounds
-from .runner import RunError
 
 REPORT_NAME = "report.html"
 FIGURES_DIR = "figures"

@@ -5,10 +5,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from cluster.config.schema import CLIENT, RunConfig
 from protocol.ledger import Ledger
 from protocol.units import Address, Amount
-
-from .config import CLIENT, RunConfig
 
 
 def delegator_stakes(config: RunConfig) -> list[tuple[Address, Address, Amount]]:

@@ -9,11 +9,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import workers
+from cluster.config.workload import WorkloadSpec
 from protocol import Params
 from protocol.errors import InvalidParams
 from protocol.units import PPM, Address, Amount, tokens
-
-from .workload import WorkloadSpec
 
 CLIENT: Address = "client"
 """The account that pays task fees (funded with ``network.client_balance``)."""

@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from cluster.config.schema import RunConfig
+from cluster.config.workload import GeneratedTask
+from cluster.engine.coordinator import MarketView
+from cluster.engine.operator_host import TaskOrder, TaskRecord
+from cluster.engine.transport import HostLost, Transport
 from protocol import ProtocolError
 from protocol.selection import select_operators
-
-from .config import RunConfig
-from .coordinator import MarketView
-from .operator_host import TaskOrder, TaskRecord
-from .transport import HostLost, Transport
-from .workload import GeneratedTask
 
 
 class GatewayError(Exception):

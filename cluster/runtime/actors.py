@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
-from .coordinator import Coordinator
-from .coprocessor_host import CoprocessorHost
-from .network import coprocessor_placement, operator_placement
-from .nodes import pinned_here
-from .operator_host import OperatorHost
+from cluster.config.schema import RunConfig
+from cluster.engine.coordinator import Coordinator
+from cluster.engine.coprocessor_host import CoprocessorHost
+from cluster.engine.network import coprocessor_placement, operator_placement
+from cluster.engine.operator_host import OperatorHost
+from cluster.runtime.nodes import pinned_here
 
 COORDINATOR_NAME = "stakeray-coordinator"
 NAMESPACE = "stakeray"

@@ -19,6 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import workers
+from cluster.config.schema import RunConfig
+from cluster.engine.coordinator import Fault, MarketView, Order, TaskState
+from cluster.engine.coprocessor_host import Job
+from cluster.engine.telemetry import OPERATOR_HOST_METRICS, Telemetry
+from cluster.engine.transport import HostLost, make_transport
 from protocol.auction import run_dutch_auction
 from protocol.market import (
     AskFactors,
@@ -30,12 +35,6 @@ from protocol.market import (
 from protocol.reputation import compute_reputation
 from protocol.state import Coprocessor
 from protocol.units import Address, Amount, ppm_of
-
-from .config import RunConfig
-from .coordinator import Fault, MarketView, Order, TaskState
-from .coprocessor_host import Job
-from .telemetry import OPERATOR_HOST_METRICS, Telemetry
-from .transport import HostLost, make_transport
 
 log = logging.getLogger("stakeray.operator")
 

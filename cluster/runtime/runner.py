@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .actors import NAMESPACE, Deployment, deploy, deploy_local
-from .chaos import ChaosMonkey, ChaosPlan
-from .config import RunConfig
-from .gateway import Gateway, Progress
-from .nodes import on_node
-from .operator_host import TaskRecord
-from .rundir import RunResult, finish_directory
-from .transport import LocalTransport, RayTransport, Transport
-from .workload import generate_tasks
+from cluster.config.schema import RunConfig
+from cluster.config.workload import generate_tasks
+from cluster.engine.gateway import Gateway, Progress
+from cluster.engine.operator_host import TaskRecord
+from cluster.engine.transport import LocalTransport, RayTransport, Transport
+from cluster.runtime.actors import NAMESPACE, Deployment, deploy, deploy_local
+from cluster.runtime.chaos import ChaosMonkey, ChaosPlan
+from cluster.runtime.nodes import on_node
+from cluster.runtime.rundir import RunResult, finish_directory
 
 log = logging.getLogger("stakeray.run")
 

@@ -1,6 +1,6 @@
 """The coordinator: owns the protocol ledger, applies batches, drives the round clock.
 
-A plain class (the Ray actor is a thin wrapper, see ``cluster.actors``). Its
+A plain class (the Ray actor is a thin wrapper, see ``cluster.runtime.actors``). Its
 constructor is also its recovery: when the run directory already holds a
 ledger, it rebuilds the state from the newest snapshot plus the log before it
 answers anything. Every method commits its transactions (one group commit)
@@ -19,16 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cluster.config.schema import CLIENT, RunConfig
+from cluster.engine.network import create_network
+from cluster.engine.signing import SignedTx, apply_signed
+from cluster.engine.telemetry import COORDINATOR_METRICS, Telemetry
+from cluster.runtime.nodes import current_node_id
 from protocol import ProtocolError
 from protocol.ledger import LOG_NAME, Ledger
 from protocol.state import Coprocessor
 from protocol.units import TOKEN, Address, Amount, Round
-
-from .config import CLIENT, RunConfig
-from .network import create_network
-from .nodes import current_node_id
-from .signing import SignedTx, apply_signed
-from .telemetry import COORDINATOR_METRICS, Telemetry
 
 log = logging.getLogger("stakeray.coordinator")
 

@@ -43,6 +43,7 @@ from typing import Annotated, Any, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cluster.config.schema import ConfigError, first_error, read_yaml
 from protocol import Params, Protocol, ProtocolError
 from protocol.auction import CoprocessorBook, clear_batch
 from protocol.market import (
@@ -56,8 +57,6 @@ from protocol.reputation import compute_gas_update, compute_reputation
 from protocol.selection import select_operators
 from protocol.state import Coprocessor
 from protocol.units import PPM, TOKEN, Address, ppm_of, tokens
-
-from .config import ConfigError, first_error, read_yaml
 
 CLIENT: Address = "client"
 

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import workers
+from cluster.config.schema import CoprocessorConfig
 from workers.backend import get_xp
-
-from .config import CoprocessorConfig
 
 log = logging.getLogger("stakeray.coprocessor")
 

@@ -1,6 +1,6 @@
 """The run directory's files besides the ledger: task rows, network state, summary, report.
 
-Everything here runs on the coordinator's node (see :mod:`cluster.nodes`),
+Everything here runs on the coordinator's node (see :mod:`cluster.runtime.nodes`),
 where the ledger is, so a run directory is never split across machines.
 """
 
@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .actors import Deployment
-from .history import write_rounds_csv
-from .operator_host import TaskRecord
-from .transport import make_transport
+from cluster.analysis.history import write_rounds_csv
+from cluster.engine.operator_host import TaskRecord
+from cluster.engine.transport import make_transport
+from cluster.runtime.actors import Deployment
 
 TASK_COLUMNS = [
     "task_id",
@@ -89,7 +89,7 @@ def finish_directory(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if report:
-        from .report import write_report
+        from cluster.analysis.report import write_report
 
         write_report(out)
     return RunResult(out, summary, records, status, rewards, fees)

@@ -1,0 +1,1 @@
+"""Configuration: every YAML schema (network, hosts, market, clock, workload), one-line errors."""
