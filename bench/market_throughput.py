@@ -47,7 +47,7 @@ import workers  # noqa: E402
 from cluster.config.schema import RunConfig  # noqa: E402
 from cluster.config.workload import GeneratedTask, WorkloadSpec, generate_tasks  # noqa: E402
 from cluster.engine.gateway import Gateway  # noqa: E402
-from cluster.engine.transport import RayTransport  # noqa: E402
+from cluster.runtime.transport import RayTransport  # noqa: E402
 from cluster.runtime.actors import NAMESPACE, deploy  # noqa: E402
 
 SMALL_TARGET = 3.0

@@ -4,7 +4,7 @@ Both sides run Rodikov (2025)'s reward-distribution model on the setting of
 ``examples/paper.yaml`` (100 operators, 100 coprocessors, 1,000 tasks a round,
 slashing factor 0.1), in this process, interleaved:
 
-* ours: ``cluster.simulate.simulate_point`` (a real ``protocol.Protocol`` for
+* ours: ``cluster.analysis.simulate.simulate_point`` (a real ``protocol.Protocol`` for
   issuance, rewards, fee pools and slashing; ``select_operators``;
   ``clear_batch``; ``compute_gas_update``) over ``--rounds`` rounds;
 * radCAD: ``bench/radcad_model.py``, the same rules as an idiomatic radCAD

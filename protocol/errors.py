@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 
-class ProtocolError(Exception):
+class StakerayError(Exception):
+    """The root of every error stakeray reports: a refusal, bad input, a failed run.
+
+    The message is one line that names the field, rule or file; the command
+    line prints it as ``error: ...`` and exits 2.
+    """
+
+
+class ProtocolError(StakerayError):
     """Base class of every refusal; the message is one line naming the field or rule."""
 
 
@@ -117,6 +125,10 @@ class DuplicateTransaction(ProtocolError):
 
 class BadSignature(ProtocolError):
     """A signed transaction failed verification."""
+
+
+class WrongChain(ProtocolError):
+    """A signed transaction was signed for another network (another genesis)."""
 
 
 class NonceError(ProtocolError):

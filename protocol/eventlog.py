@@ -11,9 +11,23 @@ nothing else; frame ``i`` (0-based) is event sequence number ``i``. Payloads
 are never empty, so a zero-filled tail (left by a crash on some filesystems)
 never parses as frames.
 
-A crash can only tear the tail: on open, scanning stops at the first short
-header, short payload, empty or bad-checksum frame, and the file is truncated
-to the end of the last good frame. A snapshot file is exactly one frame.
+A crash can only tear the tail. On open, scanning stops at the first frame
+that is not well-formed (a short header, a zero length, a length past the end
+of the file, a bad checksum); call its offset ``B``. If nothing but zero bytes
+follows ``B``, the log simply ends there. Otherwise the open looks for a
+well-formed frame (non-zero length that fits in the file, matching checksum)
+starting at any later byte offset up to the last non-zero byte (a resync):
+
+* none found: the bytes from ``B`` on are a torn tail (the last frame cut
+  short by a crash), and a writable open truncates the file at ``B``;
+* one found: committed data follows the damage, so the log is corrupt and the
+  open raises :class:`CorruptLog` naming the file and ``B``, changing nothing.
+
+The resync stops at the first frame it finds (normally the next frame after
+the damaged one), so it costs about one frame; only a tail with no frame in
+it is searched to its end, within a budget (``RESYNC_BUDGET`` bytes
+checksummed): a tail too large to clear is reported as corrupt, never dropped.
+A snapshot file is exactly one frame.
 
 The log file is grown ahead of the data in zero-filled chunks, made durable
 once; a commit then overwrites allocated blocks and needs only ``fdatasync``
@@ -31,19 +45,26 @@ import re
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
 
+from .errors import StakerayError
+
 __all__ = [
     "HEADER_SIZE",
     "MAX_PAYLOAD",
+    "RESYNC_BUDGET",
     "CorruptLog",
     "CorruptSnapshot",
     "EventLog",
+    "LogScan",
+    "frames_from",
     "list_snapshots",
     "read_frames",
     "read_snapshot",
+    "scan_log",
     "write_snapshot",
 ]
 
@@ -55,11 +76,24 @@ _READ_BUFFER = 1 << 20
 StrPath = str | os.PathLike[str]
 
 
-class CorruptLog(ValueError):
-    """A committed log frame failed its checksum after the log was opened."""
+class CorruptLog(StakerayError, ValueError):
+    """Committed log data is damaged; the message is one line naming the file and offset.
+
+    Raised on open for a bad frame that valid data follows (see the module
+    docstring), and on reading a frame that fails after the log was opened.
+    Nothing on disk is changed by the refusal. ``path`` and ``offset`` (the
+    byte offset of the damaged frame) are kept when known.
+    """
+
+    def __init__(
+        self, message: str, *, path: StrPath | None = None, offset: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path = None if path is None else Path(path)
+        self.offset = offset
 
 
-class CorruptSnapshot(ValueError):
+class CorruptSnapshot(StakerayError, ValueError):
     """A snapshot file is truncated, padded or fails its checksum."""
 
 
@@ -93,42 +127,215 @@ def _scan(f: BinaryIO, file_size: int) -> Iterator[tuple[int, bytes]]:
 def read_frames(path: StrPath) -> tuple[list[bytes], int, int]:
     """Return ``(payloads, good_end_offset, dropped_bytes)`` of the log at ``path``.
 
-    ``dropped_bytes`` counts a torn or corrupt tail; a zero-filled tail is free space.
+    ``dropped_bytes`` counts a torn tail; a zero-filled tail is free space.
+    A corrupt log raises :class:`CorruptLog`. Reads only.
     """
     with open(path, "rb", buffering=_READ_BUFFER) as f:
         size = os.fstat(f.fileno()).st_size
-        good_end = 0
-        payloads: list[bytes] = []
-        for end, payload in _scan(f, size):
-            payloads.append(payload)
-            good_end = end
-        zero_tail = _is_zero_tail(f, good_end)
-    return payloads, good_end, 0 if zero_tail else size - good_end
+        payloads = [payload for _, payload in _scan(f, size)]
+    scan = scan_log(path)
+    if scan.corrupt:
+        raise scan.error(path)
+    return payloads[: scan.count], scan.end, scan.torn
 
 
-def _is_zero_tail(f: BinaryIO, offset: int) -> bool:
-    """Return whether everything in ``f`` from ``offset`` on is zero bytes."""
-    f.seek(offset)
-    while chunk := f.read(_READ_BUFFER):
-        if chunk.strip(b"\0"):
-            return False
-    return True
+def frames_from(
+    path: StrPath, offset: int = 0, stop: int | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(offset, payload)`` of the well-formed frames from ``offset`` on. Reads only.
 
-
-def _count_frames(path: StrPath) -> tuple[int, int, int, bool]:
-    """Return ``(count, good_end, file_size, zero_tail)``, streaming in O(1) memory.
-
-    ``zero_tail`` says whether everything after the last good frame is zeros
-    (preallocated space) rather than a torn or corrupt frame.
+    Stops silently at the first frame that is not well-formed or does not end
+    by ``stop`` (default: the end of the file): a reader of a damaged log's
+    intact parts (repair), not a check.
     """
     with open(path, "rb", buffering=_READ_BUFFER) as f:
         size = os.fstat(f.fileno()).st_size
-        count = good_end = 0
-        for end, _ in _scan(f, size):
+        f.seek(offset)
+        for end, payload in _scan(f, size if stop is None else min(stop, size)):
+            yield offset, payload
+            offset = end
+
+
+RESYNC_BUDGET = 256 << 20
+"""Bytes a resync may checksum (and candidate frames it may try, 1 KiB each) before it
+gives up on proving a tail torn; the tail is then reported as corrupt, never dropped."""
+_RESYNC_WINDOW = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class LogScan:
+    """What a log file holds, as an open sees it (:func:`scan_log`)."""
+
+    count: int
+    """Well-formed frames from the start of the file."""
+    end: int
+    """Byte offset just after the last of them (where a bad frame, if any, starts)."""
+    size: int
+    """The file's size."""
+    data_end: int
+    """Offset after the last non-zero byte from ``end`` on; ``end`` when only zeros follow."""
+    problem: str = ""
+    """Why the frame at ``end`` is not well-formed; empty when the log ends cleanly."""
+    next_frame: int | None = None
+    """Offset of a well-formed frame after ``end``: the log is corrupt, not torn."""
+    undecided: bool = False
+    """The resync ran out of budget before clearing the tail: treated as corrupt."""
+
+    @property
+    def corrupt(self) -> bool:
+        """Whether the log is damaged before its end (never dropped: refused)."""
+        return self.next_frame is not None or self.undecided
+
+    @property
+    def torn(self) -> int:
+        """Bytes from ``end`` to the end of the file that a writable open drops; 0 if none."""
+        if self.data_end > self.end and not self.corrupt:
+            return self.size - self.end
+        return 0
+
+    def error(self, path: StrPath) -> CorruptLog:
+        """Return the one-line :class:`CorruptLog` for a corrupt scan of ``path``."""
+        if self.next_frame is not None:
+            after = f"a well-formed frame follows at byte offset {self.next_frame:,}"
+        else:
+            after = (
+                f"{self.data_end - self.end:,} bytes of data follow it that the resync"
+                " could not clear as a torn tail"
+            )
+        return CorruptLog(
+            f"{path}: frame {self.count:,} at byte offset {self.end:,} is damaged"
+            f" ({self.problem}) and {after}: the log is corrupt, not torn; nothing was changed",
+            path=path,
+            offset=self.end,
+        )
+
+
+def scan_log(path: StrPath) -> LogScan:
+    """Scan the log at ``path``: its well-formed frames, and what follows them. Reads only.
+
+    Costs one pass over the file (what any open reads) plus, when non-zero
+    bytes follow the last well-formed frame, a resync over them (see the
+    module docstring).
+    """
+    with open(path, "rb", buffering=_READ_BUFFER) as f:
+        size = os.fstat(f.fileno()).st_size
+        count = end = 0
+        for end, _ in _scan(f, size):  # noqa: B007 (the last end is the one kept)
             count += 1
-            good_end = end
-        zero_tail = _is_zero_tail(f, good_end)
-    return count, good_end, size, zero_tail
+        data_end = _data_end(f, end)
+        if data_end <= end:
+            return LogScan(count, end, size, end)
+        problem = _frame_problem(f, end, size)
+        next_frame, undecided = _find_frame(f.fileno(), end + 1, data_end, size)
+    return LogScan(count, end, size, data_end, problem, next_frame, undecided)
+
+
+def _data_end(f: BinaryIO, offset: int) -> int:
+    """Return the offset after the last non-zero byte of ``f`` from ``offset`` on, or ``offset``."""
+    f.seek(offset)
+    last = pos = offset
+    while chunk := f.read(_READ_BUFFER):
+        # Comparing with zeros is a memcmp; rstrip walks byte by byte, so it
+        # only runs on a chunk that holds data.
+        if chunk != (_ZEROS if len(chunk) == len(_ZEROS) else bytes(len(chunk))):
+            last = pos + len(chunk.rstrip(b"\0"))
+        pos += len(chunk)
+    return last
+
+
+def _frame_problem(f: BinaryIO, offset: int, size: int) -> str:
+    """Say why the frame at ``offset`` is not well-formed."""
+    f.seek(offset)
+    header = f.read(HEADER_SIZE)
+    if len(header) < HEADER_SIZE:
+        return f"its header is cut short at {len(header)} of {HEADER_SIZE} bytes"
+    length, _ = _HEADER.unpack(header)
+    if length == 0:
+        return "zero length"
+    if offset + HEADER_SIZE + length > size:
+        return f"length {length:,} runs past the end of the file"
+    return "checksum mismatch"
+
+
+def _find_frame(fd: int, start: int, stop: int, size: int) -> tuple[int | None, bool]:
+    """Return ``(offset, undecided)`` of the first well-formed frame starting in ``[start, stop)``.
+
+    ``stop`` is the end of the non-zero data: everything from it to ``size``
+    is zeros, so a frame's payload reaching past it is checksummed as its
+    non-zero part extended by zeros (without reading them). Candidates are
+    the offsets whose length field is non-zero and fits in the file
+    (vectorized); each costs one checksum of its non-zero part. ``undecided``
+    is True when :data:`RESYNC_BUDGET` ran out first.
+    """
+    import numpy as np  # only a damaged or torn log gets here
+
+    budget = RESYNC_BUDGET
+    pos = start
+    while pos < stop:
+        n = min(_RESYNC_WINDOW, stop - pos)
+        window = os.pread(fd, n + HEADER_SIZE, pos)
+        m = min(n, len(window) - 3)  # offsets with a whole length field
+        if m <= 0:
+            break
+        lengths = np.ndarray((m,), dtype="<u4", buffer=window, strides=(1,))
+        room = (size - HEADER_SIZE - pos) - np.arange(m, dtype=np.int64)
+        for i in np.flatnonzero((lengths != 0) & (lengths <= room)).tolist():
+            offset = pos + i
+            length, crc = _HEADER.unpack(os.pread(fd, HEADER_SIZE, offset))
+            body = offset + HEADER_SIZE
+            nonzero = max(0, min(body + length, stop) - body)
+            budget -= nonzero + 1024
+            if budget < 0:
+                return None, True
+            check = 0
+            for at in range(body, body + nonzero, _READ_BUFFER):
+                check = zlib.crc32(os.pread(fd, min(_READ_BUFFER, body + nonzero - at), at), check)
+            if length > nonzero:
+                check = _crc_zero_extend(check, length - nonzero)
+            if check == crc:
+                return offset, False
+        pos += n
+    return None, False
+
+
+# CRC-32 arithmetic (zlib's polynomial, reflected) to checksum "bytes + k zeros"
+# without reading the zeros: crc32(d + b"\0" * k) == ~(x^(8k) * ~crc32(d)) mod P.
+_CRC_POLY = 0xEDB88320
+
+
+def _crc_multmodp(a: int, b: int) -> int:
+    """Return ``a * b`` modulo the CRC-32 polynomial (zlib's ``multmodp``)."""
+    m = 1 << 31
+    product = 0
+    while True:
+        if a & m:
+            product ^= b
+            if not a & (m - 1):
+                return product
+        m >>= 1
+        b = (b >> 1) ^ _CRC_POLY if b & 1 else b >> 1
+
+
+def _crc_x2n_table() -> list[int]:
+    table, p = [], 1 << 30  # x^1
+    for _ in range(32):
+        table.append(p)
+        p = _crc_multmodp(p, p)
+    return table
+
+
+_CRC_X2N = _crc_x2n_table()  # x^(2^n) mod P
+
+
+def _crc_zero_extend(crc: int, zeros: int) -> int:
+    """Return ``zlib.crc32(zeros * b"\0", crc)`` in O(log zeros) without the bytes."""
+    power, k = 1 << 31, 3  # x^0; a byte is x^8 = x^(2^3)
+    while zeros:
+        if zeros & 1:
+            power = _crc_multmodp(_CRC_X2N[k & 31], power)
+        zeros >>= 1
+        k += 1
+    return _crc_multmodp(power, crc ^ 0xFFFF_FFFF) ^ 0xFFFF_FFFF
 
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)
@@ -156,27 +363,62 @@ class EventLog:
     frames of the file from 0.
     """
 
-    def __init__(self, path: StrPath, *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        path: StrPath,
+        *,
+        fsync: bool = True,
+        readonly: bool = False,
+        truncate_torn: bool = True,
+    ) -> None:
+        """Open (or create) the log and scan it; a corrupt log raises :class:`CorruptLog`.
+
+        ``readonly``: the file must exist and is never written; a torn tail is
+        only reported (``dropped_bytes``), and frames end before it.
+        ``truncate_torn=False``: a writable log keeps its torn tail until
+        :meth:`truncate_torn_tail` (writes are refused until then), so a
+        caller can check more before changing the file.
+        """
         self.path = Path(path)
         self.fsync = fsync
-        created = not self.path.exists()
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.readonly = readonly
+        created = False
+        if readonly:
+            self._fd: int | None = os.open(self.path, os.O_RDONLY)
+        else:
+            created = not self.path.exists()
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._pending: list[bytes] = []
+        self._failed = False
         try:
-            self.count, self.size, self.allocated, zero_tail = _count_frames(self.path)
-            self.dropped_bytes = 0
-            if not zero_tail:
-                self.dropped_bytes = self.allocated - self.size
-                os.ftruncate(self._fd, self.size)
-                os.fsync(self._fd)
-                self.allocated = self.size
+            self.scan = scan_log(self.path)
+            if self.scan.corrupt:
+                raise self.scan.error(self.path)
+            self.count, self.size, self.allocated = self.scan.count, self.scan.end, self.scan.size
+            self.dropped_bytes = self.scan.torn
+            """Bytes of a torn tail found on open (dropped, or to be dropped)."""
+            self._torn_pending = self.dropped_bytes > 0
+            if self._torn_pending and truncate_torn and not readonly:
+                self.truncate_torn_tail()
             if created and fsync:
                 _fsync_dir(self.path.parent)
         except BaseException:
             os.close(self._fd)
             self._fd = None
             raise
-        self._pending: list[bytes] = []
-        self._failed = False
+
+    def truncate_torn_tail(self) -> int:
+        """Cut a torn tail found on open off the file (durably); return the bytes cut."""
+        fd = self._check_open()
+        if self.readonly:
+            raise ValueError(f"event log {self.path} is read-only")
+        if not self._torn_pending:
+            return 0
+        os.ftruncate(fd, self.size)
+        os.fsync(fd)
+        self.allocated = self.size
+        self._torn_pending = False
+        return self.dropped_bytes
 
     def _check_open(self) -> int:
         if self._fd is None:
@@ -187,6 +429,13 @@ class EventLog:
             raise RuntimeError(f"event log {self.path} failed a commit; reopen it")
         return self._fd
 
+    def _check_writable(self) -> int:
+        fd = self._check_open()
+        if self.readonly or self._torn_pending:
+            why = "is read-only" if self.readonly else "has a torn tail to truncate first"
+            raise ValueError(f"event log {self.path} {why}")
+        return fd
+
     @property
     def pending(self) -> int:
         """Number of appended frames not yet committed."""
@@ -194,7 +443,7 @@ class EventLog:
 
     def append(self, payload: bytes) -> int:
         """Buffer one non-empty payload and return its sequence number."""
-        self._check_open()
+        self._check_writable()
         self._pending.append(_frame(bytes(payload)))
         return self.count + len(self._pending) - 1
 
@@ -204,9 +453,10 @@ class EventLog:
 
     def commit(self) -> None:
         """Write all buffered frames with one write and (if enabled) one fsync."""
-        fd = self._check_open()
         if not self._pending:
+            self._check_open()
             return
+        fd = self._check_writable()
         data = b"".join(self._pending)
         try:
             if self.size + len(data) > self.allocated:
@@ -245,25 +495,43 @@ class EventLog:
 
         Frames committed after this call are not included.
         """
+        return (payload for _, payload in self.frames_at(start_seq))
+
+    def frames_at(self, start_seq: int = 0) -> Iterator[tuple[int, bytes]]:
+        """Like :meth:`frames`, yielding ``(byte offset, payload)`` per frame."""
         self._check_open()
         if not 0 <= start_seq <= self.count:
             raise ValueError(f"start_seq {start_seq} outside 0..{self.count}")
         return self._iter_frames(start_seq, self.count, self.size)
 
-    def _iter_frames(self, start_seq: int, count: int, end: int) -> Iterator[bytes]:
+    def _iter_frames(self, start_seq: int, count: int, end: int) -> Iterator[tuple[int, bytes]]:
         with open(self.path, "rb", buffering=_READ_BUFFER) as f:
             # Skip by headers alone; these frames were validated when scanned or written.
+            offset = 0
             for seq in range(start_seq):
                 header = f.read(HEADER_SIZE)
                 if len(header) < HEADER_SIZE:
-                    raise CorruptLog(f"{self.path}: frame {seq} of {count} is unreadable")
-                f.seek(_HEADER.unpack(header)[0], os.SEEK_CUR)
+                    raise CorruptLog(
+                        f"{self.path}: frame {seq} of {count} at byte offset {offset:,}"
+                        " is unreadable",
+                        path=self.path,
+                        offset=offset,
+                    )
+                length = _HEADER.unpack(header)[0]
+                f.seek(length, os.SEEK_CUR)
+                offset += HEADER_SIZE + length
             seq = start_seq
-            for _, payload in _scan(f, end):
-                yield payload
+            for frame_end, payload in _scan(f, end):
+                yield offset, payload
+                offset = frame_end
                 seq += 1
             if seq != count:
-                raise CorruptLog(f"{self.path}: frame {seq} of {count} is unreadable")
+                raise CorruptLog(
+                    f"{self.path}: frame {seq} of {count} at byte offset {offset:,} failed"
+                    " its checksum after the log was opened",
+                    path=self.path,
+                    offset=offset,
+                )
 
     def __len__(self) -> int:
         return self.count
@@ -338,28 +606,36 @@ def read_snapshot(path: StrPath) -> bytes:
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < HEADER_SIZE:
-        raise CorruptSnapshot(f"{path}: {len(data)} bytes is shorter than a header")
+        raise CorruptSnapshot(
+            f"{path}: {len(data)} bytes is shorter than a header (cut at byte offset {len(data)})"
+        )
     length, crc = _HEADER.unpack_from(data)
     payload = data[HEADER_SIZE:]
     if len(payload) != length:
-        raise CorruptSnapshot(f"{path}: header says {length} bytes, file has {len(payload)}")
+        raise CorruptSnapshot(
+            f"{path}: the header at byte offset 0 says {length:,} payload bytes,"
+            f" the file has {len(payload):,}"
+        )
     if zlib.crc32(payload) != crc:
-        raise CorruptSnapshot(f"{path}: checksum mismatch")
+        raise CorruptSnapshot(
+            f"{path}: checksum mismatch in the payload at byte offsets {HEADER_SIZE}..{len(data)}"
+        )
     return payload
 
 
 def list_snapshots(directory: StrPath, prefix: str = "snapshot-") -> list[Path]:
-    """Return snapshot paths ``<prefix><int>...`` sorted by that int, newest last.
+    """Return snapshot paths ``<prefix><int>[.msgpack]`` sorted by that int, newest last.
 
-    In-progress ``.tmp`` files are skipped; a missing directory has none.
+    Anything else (in-progress ``.tmp`` files, snapshots a repair moved aside
+    as ``.corrupt`` or ``.past-<offset>``) is skipped; a missing directory has none.
     """
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    pattern = re.compile(re.escape(prefix) + r"(\d+)")
+    pattern = re.compile(re.escape(prefix) + r"(\d+)(\.msgpack)?")
     found: list[tuple[int, str, Path]] = []
     for entry in directory.iterdir():
-        m = pattern.match(entry.name)
+        m = pattern.fullmatch(entry.name)
         if m and not entry.name.endswith(".tmp") and entry.is_file():
             found.append((int(m.group(1)), entry.name, entry))
     found.sort()

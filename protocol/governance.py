@@ -20,7 +20,8 @@ from .errors import (
     VotingClosed,
 )
 from .params import Params
-from .state import Proposal, State, Vote
+from .staking import MAX_ID, check_amount, check_int
+from .state import Proposal, ProposalStatus, State, Vote
 from .units import Address, Amount, ppm_of
 
 CHOICES = ("for", "against", "abstain")
@@ -52,9 +53,10 @@ def propose(
 ) -> int:
     """Open a proposal; voting lasts ``voting_period`` rounds from this one."""
     check_changes(params, changes)
+    if not isinstance(transfers, dict):
+        raise InvalidAmount("transfers: must be a mapping of addresses to amounts")
     for to, amount in transfers.items():
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-            raise InvalidAmount(f"transfers.{to}: must be a positive integer, got {amount!r}")
+        check_amount(amount, f"transfers.{to}")
     if not changes and not transfers:
         raise InvalidParams("proposal: changes or transfers required")
     if get_voting_power(state, proposer)[0] == 0:
@@ -75,10 +77,11 @@ def propose(
 
 def vote(state: State, voter: Address, proposal_id: int, choice: str) -> None:
     """Record ``voter``'s choice with its current weight."""
+    check_int(proposal_id, "proposal_id", UnknownProposal, low=0, high=MAX_ID)
     proposal = state.proposals.get(proposal_id)
     if proposal is None:
         raise UnknownProposal(f"proposal_id {proposal_id!r}: no such proposal")
-    if proposal.status != "open" or state.round >= proposal.end_round:
+    if proposal.status != ProposalStatus.OPEN or state.round >= proposal.end_round:
         raise VotingClosed(f"proposal {proposal_id}: voting ended at round {proposal.end_round}")
     if choice not in CHOICES:
         raise InvalidChoice(f"choice: must be one of {', '.join(CHOICES)}, got {choice!r}")
@@ -118,19 +121,19 @@ def execute_proposals(state: State, params: Params) -> Params:
     """Tally proposals whose voting ended and execute the passed ones (SPEC 2 step 5)."""
     for pid in sorted(state.proposals):
         proposal = state.proposals[pid]
-        if proposal.status != "open" or proposal.end_round > state.round:
+        if proposal.status != ProposalStatus.OPEN or proposal.end_round > state.round:
             continue
         if not is_passed(proposal, params):
-            proposal.status = "defeated"
+            proposal.status = ProposalStatus.DEFEATED
             continue
         try:
             new_params = params.replace(**proposal.changes)
         except InvalidParams:
-            proposal.status = "failed"
+            proposal.status = ProposalStatus.FAILED
             continue
         spend = sum(proposal.transfers.values())
         if spend > state.totals.treasury:
-            proposal.status = "failed"
+            proposal.status = ProposalStatus.FAILED
             continue
         for to in sorted(proposal.transfers):
             amount = proposal.transfers[to]
@@ -140,5 +143,5 @@ def execute_proposals(state: State, params: Params) -> Params:
         if "inflation" in proposal.changes:
             state.minter.inflation = new_params.inflation
         params = new_params
-        proposal.status = "executed"
+        proposal.status = ProposalStatus.EXECUTED
     return params

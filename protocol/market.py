@@ -35,9 +35,17 @@ from .loadcurve import compute_uptime_shares
 from .params import Params
 from .reputation import compute_gas_update, compute_reputation
 from .slashing import slash_operator
-from .staking import check_account, check_amount, check_withdrawable, find_lock, is_registered
-from .state import Coprocessor, Lock, State, Task
-from .units import PPM, Address, Amount, ppm_of
+from .staking import (
+    MAX_ID,
+    check_account,
+    check_amount,
+    check_int,
+    check_withdrawable,
+    find_lock,
+    is_registered,
+)
+from .state import Coprocessor, Lock, Outcome, State, Task
+from .units import PPM, Address, Amount, is_int, ppm_of
 
 # --- pure helpers --------------------------------------------------------------
 
@@ -156,9 +164,10 @@ def get_coprocessor_or_raise(state: State, address: Address) -> Coprocessor:
 
 
 def get_task_or_raise(state: State, task_id: int) -> Task:
-    task = state.tasks.get(task_id) if isinstance(task_id, int) else None
+    check_int(task_id, "task_id", UnknownTask, low=0, high=MAX_ID)
+    task = state.tasks.get(task_id)
     if task is None:
-        done = state.finished.get(task_id) if isinstance(task_id, int) else None
+        done = state.finished.get(task_id)
         if done is not None:
             raise DuplicateTransaction(f"task_id {task_id}: already {done[0]}")
         raise UnknownTask(f"task_id {task_id!r}: no open task")
@@ -173,8 +182,7 @@ def register_coprocessor(
 ) -> None:
     """Register a coprocessor with its collateral and capacity (concurrent tasks)."""
     check_amount(collateral, "collateral")
-    if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
-        raise InvalidAmount(f"capacity: must be an integer >= 1, got {capacity!r}")
+    check_int(capacity, "capacity", InvalidAmount, low=1)
     check_account(state, address)
     if address in state.coprocessors:
         raise AlreadyRegistered(f"coprocessor {address!r}: already registered")
@@ -237,8 +245,7 @@ def escrow_tasks(state: State, client: Address, tasks: Sequence[tuple[int, Amoun
         if not isinstance(row, tuple | list) or len(row) != 2:
             raise InvalidAmount(f"tasks[{i}]: must be (task_id, fee)")
         task_id, fee = row
-        if not isinstance(task_id, int) or isinstance(task_id, bool) or task_id < 0:
-            raise InvalidAmount(f"tasks[{i}].task_id: must be an integer >= 0, got {task_id!r}")
+        check_int(task_id, f"tasks[{i}].task_id", InvalidAmount, low=0, high=MAX_ID)
         check_amount(fee, f"tasks[{i}].fee")
         if task_id in seen or task_id in state.tasks or task_id in state.finished:
             raise DuplicateTransaction(f"tasks[{i}].task_id {task_id}: already submitted")
@@ -275,8 +282,8 @@ def assign_task(
     required = 0
     if coprocessor is not None:
         c = get_coprocessor_or_raise(state, coprocessor)
-        if not isinstance(price, int) or isinstance(price, bool) or not 0 <= price <= task.fee:
-            raise InvalidAmount(f"price: must be an integer in [0, {task.fee}], got {price!r}")
+        rule = f"an integer in [0, {task.fee}]"
+        check_int(price, "price", InvalidAmount, low=0, high=task.fee, rule=rule)
         required = compute_required_collateral(task.fee, params)
         if coprocessor in task.excluded or not is_coprocessor_eligible(c, params, required):
             if c.free < required:
@@ -305,7 +312,7 @@ def settle_tasks(state: State, task_ids: Sequence[int]) -> int:
     batch: list[Task] = []
     seen: set[int] = set()
     for task_id in task_ids:
-        if isinstance(task_id, int) and task_id in state.finished:
+        if is_int(task_id) and task_id in state.finished:
             continue
         task = get_task_or_raise(state, task_id)
         if not task.assigned:
@@ -335,13 +342,13 @@ def settle_tasks(state: State, task_ids: Sequence[int]) -> int:
         pool.succeeded += 1
         totals.task_escrow -= task.fee
         totals.fees += task.price
-        state.finished[task.id] = ("settled", operator)
+        state.finished[task.id] = (Outcome.SETTLED, operator)
         del state.tasks[task.id]
     credit_fees(state, earned)
     return len(batch)
 
 
-def refund_task(state: State, task_id: int, outcome: str = "refunded") -> None:
+def refund_task(state: State, task_id: int, outcome: Outcome = Outcome.REFUNDED) -> None:
     """Return an unassigned task's fee to its client (expiry, or out of attempts)."""
     task = get_task_or_raise(state, task_id)
     if task.assigned:
@@ -365,30 +372,56 @@ def release_coprocessor(state: State, task: Task, slash: Amount) -> None:
 
 
 def fail_coprocessor(state: State, params: Params, task_id: int) -> Amount:
-    """A coprocessor returned a wrong or late result: slash it, re-offer or refund the task.
+    """A coprocessor returned a wrong result (a safety fault): slash it, re-offer the task.
 
     ``redistribution`` of the slash goes to the operator, the rest is burned;
     after ``max_attempts`` the client is refunded. Return the slash.
     """
-    task = get_task_or_raise(state, task_id)
-    if not task.assigned or task.coprocessor is None:
-        raise TaskStateError(f"task_id {task_id}: no coprocessor holds it")
-    c = state.coprocessors[task.coprocessor]
+    task, c = get_coprocessor_task_or_raise(state, task_id)
     slash = compute_coprocessor_slash(c, task.collateral, params)
     to_operator = ppm_of(slash, params.redistribution)
     operator = task.operator
     assert operator is not None
-    c.observed += 1
     c.slashes += 1
-    task.excluded.append(c.address)
-    release_coprocessor(state, task, slash)
     state.balances[operator] = state.balances.get(operator, 0) + to_operator
     state.totals.liquid += to_operator
     state.totals.burned += slash - to_operator
+    reoffer_task(state, params, task, c, slash)
+    return slash
+
+
+def miss_coprocessor(state: State, params: Params, task_id: int) -> Amount:
+    """A coprocessor gave no result in time (a liveness fault: host lost, timeout).
+
+    Not fraud: no payment, a failure for its reputation, the task re-offered
+    without it, and ``liveness_penalty`` of the collateral the task locked
+    (default 0), burned. Return the penalty.
+    """
+    task, c = get_coprocessor_task_or_raise(state, task_id)
+    penalty = ppm_of(task.collateral, params.liveness_penalty)
+    c.misses += 1
+    state.totals.burned += penalty
+    reoffer_task(state, params, task, c, penalty)
+    return penalty
+
+
+def get_coprocessor_task_or_raise(state: State, task_id: int) -> tuple[Task, Coprocessor]:
+    """Return an assigned task and the coprocessor holding it."""
+    task = get_task_or_raise(state, task_id)
+    if not task.assigned or task.coprocessor is None:
+        raise TaskStateError(f"task_id {task_id}: no coprocessor holds it")
+    return task, state.coprocessors[task.coprocessor]
+
+
+def reoffer_task(state: State, params: Params, task: Task, c: Coprocessor, taken: Amount) -> None:
+    """End ``c``'s attempt (a failure for its reputation, ``taken`` from its collateral):
+    re-offer the task without it, or refund the client after ``max_attempts``."""
+    c.observed += 1
+    task.excluded.append(c.address)
+    release_coprocessor(state, task, taken)
     task.attempts += 1
     if task.attempts >= params.max_attempts:
-        refund_task(state, task_id)
-    return slash
+        refund_task(state, task.id)
 
 
 def fail_operator(
@@ -401,24 +434,43 @@ def fail_operator(
         raise TaskStateError(f"task_id {task_id}: no registered operator holds it")
     state.pools[operator].observed += 1
     release_coprocessor(state, task, 0)
-    refund_task(state, task_id, outcome="failed")
+    refund_task(state, task_id, outcome=Outcome.FAILED)
     if params.slash_fraction == 0:
         return 0
     return slash_operator(state, params, operator, params.slash_fraction, finder)
+
+
+def expire_task(state: State, params: Params, task_id: int) -> Amount:
+    """An assigned task passed its deadline (a liveness fault of its operator): refund it.
+
+    Not fraud (a crashed host looks the same): a failure for the operator's
+    reputation and ``liveness_penalty`` of its own bond (default 0). Return
+    the amount taken.
+    """
+    task = get_task_or_raise(state, task_id)
+    operator = task.operator
+    if not task.assigned or operator is None or not is_registered(state, operator):
+        raise TaskStateError(f"task_id {task_id}: no registered operator holds it")
+    state.pools[operator].observed += 1
+    release_coprocessor(state, task, 0)
+    refund_task(state, task_id, outcome=Outcome.FAILED)
+    if params.liveness_penalty == 0:
+        return 0
+    return slash_operator(state, params, operator, params.liveness_penalty, None)
 
 
 def audit_fault(
     state: State, params: Params, task_id: int, operator: Address, finder: Address | None
 ) -> Amount:
     """An audit found a wrong result the operator settled: slash it, finder paid (SPEC 7)."""
-    done = state.finished.get(task_id) if isinstance(task_id, int) else None
-    if done is None or done[0] != "settled":
+    done = state.finished.get(task_id) if is_int(task_id) else None
+    if done is None or done[0] != Outcome.SETTLED:
         raise TaskStateError(f"task_id {task_id!r}: not a settled task")
     if not is_registered(state, operator):
         raise UnknownOperator(f"operator {operator!r}: not a registered operator")
     if done[1] != operator:
         raise TaskStateError(f"task_id {task_id}: settled by {done[1]!r}, not {operator!r}")
-    state.finished[task_id] = ("audited", operator)
+    state.finished[task_id] = (Outcome.AUDITED, operator)
     state.pools[operator].observed += 1
     if params.slash_fraction == 0:
         return 0

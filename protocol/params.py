@@ -43,6 +43,10 @@ class Params(BaseModel):
     max_attempts: Annotated[int, Field(ge=1)] = 3
     slash_fraction: PpmField = 100_000
     redistribution: PpmField = 500_000
+    # A liveness fault (no result in time: a crash, a timeout, a missed deadline) is not
+    # fraud: unpaid, a reputation failure, and at most this penalty (of the collateral
+    # the task locked, or of an operator's own bond).
+    liveness_penalty: PpmField = 0
     audit_rate: PpmField = 10_000
     coprocessor_issuance_share: PpmField = 0
     min_reputation: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5

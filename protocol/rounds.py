@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .commission import apply_commission_changes
+from .errors import StakerayError
 from .governance import execute_proposals
 from .issuance import get_total_supply, update_minter
 from .market import pay_uptime_incentive, update_reputations
@@ -13,7 +14,7 @@ from .state import State
 from .units import Address, Amount
 
 
-class InvariantViolation(AssertionError):
+class InvariantViolation(StakerayError, AssertionError):
     """An invariant of SPEC section 11 does not hold: a bug, never a user error."""
 
 

@@ -26,13 +26,14 @@ from .errors import (
     NotBonded,
     NotSelfBonded,
     OperatorCannotDelegate,
+    ProtocolError,
     UnknownAccount,
     UnknownLock,
     UnknownOperator,
 )
 from .params import Params
 from .state import Delegator, Lock, Pool, State
-from .units import PPM, Address, Amount, Ppm
+from .units import PPM, Address, Amount, Ppm, is_int
 
 # --- predicates and getters --------------------------------------------------
 
@@ -56,16 +57,54 @@ def get_own_bond(state: State, operator: Address) -> Amount:
     return get_pending_stake(state, operator)
 
 
+MAX_ID = 2**63 - 1
+"""The largest lock, task or proposal id: ids count up from 0, so a larger one names nothing."""
+
+
+def check_int(
+    value: object,
+    field: str,
+    error: type[ProtocolError] = InvalidAmount,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+    rule: str | None = None,
+) -> None:
+    """Refuse anything but an ``int`` in ``[low, high]``, raising ``error`` naming ``field``.
+
+    The one integer check of the protocol's mutators (amounts, fractions, lock,
+    task and proposal ids, capacities): a ``bool`` is not an integer here, so
+    ``True`` is never lock 1, and neither is ``1.0`` or ``"1"``.
+    """
+    if (
+        not is_int(value)
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
+        if rule is None:
+            bounds = [f">= {low}"] if low is not None else []
+            bounds += [f"<= {high}"] if high is not None else []
+            rule = "an integer" + (" " + " and ".join(bounds) if bounds else "")
+        raise error(f"{field}: must be {rule}, got {shown(value)}")
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """Return ``repr(value)`` for a one-line message, cut at ``limit`` characters."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (sys.get_int_max_str_digits)
+        return f"an integer of {value.bit_length()} bits" if is_int(value) else "?"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def check_amount(amount: object, field: str = "amount") -> None:
     """Refuse anything but a positive integer amount."""
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-        raise InvalidAmount(f"{field}: must be a positive integer of base units, got {amount!r}")
+    check_int(amount, field, InvalidAmount, low=1, rule="a positive integer of base units")
 
 
 def check_ppm(value: object, field: str) -> None:
     """Refuse a PPM fraction outside [0, PPM]."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= PPM:
-        raise InvalidFraction(f"{field}: must be an integer in [0, {PPM}], got {value!r}")
+    check_int(value, field, InvalidFraction, low=0, high=PPM, rule=f"an integer in [0, {PPM}]")
 
 
 def check_account(state: State, address: Address) -> None:
@@ -89,7 +128,8 @@ def get_lock_or_raise(state: State, address: Address, lock_id: int) -> Lock:
 
 def find_lock(locks: dict[int, Lock], address: Address, lock_id: int) -> Lock:
     """Return ``locks[lock_id]`` or refuse naming the lock."""
-    lock = locks.get(lock_id) if isinstance(lock_id, int) else None
+    check_int(lock_id, "lock_id", UnknownLock, low=0, high=MAX_ID)
+    lock = locks.get(lock_id)
     if lock is None:
         raise UnknownLock(f"lock_id {lock_id!r}: no such unbonding lock for {address!r}")
     return lock

@@ -7,8 +7,27 @@ delegators at round time: per-round work touches operators only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .units import PRECISE, Address, Amount, Factor, Ppm, Round
+
+
+class Outcome(StrEnum):
+    """How a task finished (SPEC 6-7); kept in ``State.finished`` with the operator."""
+
+    SETTLED = "settled"
+    REFUNDED = "refunded"
+    FAILED = "failed"
+    AUDITED = "audited"
+
+
+class ProposalStatus(StrEnum):
+    """Where a governance proposal stands (SPEC 10)."""
+
+    OPEN = "open"
+    DEFEATED = "defeated"
+    FAILED = "failed"
+    EXECUTED = "executed"
 
 
 @dataclass(slots=True)
@@ -140,7 +159,7 @@ class Proposal:
     end_round: Round
     total_active_stake: Amount
     votes: dict[Address, Vote] = field(default_factory=dict)
-    status: str = "open"
+    status: ProposalStatus = ProposalStatus.OPEN
 
 
 @dataclass(slots=True)
@@ -159,6 +178,7 @@ class Coprocessor:
     succeeded: int = 0
     wins: int = 0
     slashes: int = 0
+    misses: int = 0
 
 
 @dataclass(slots=True)
@@ -223,7 +243,7 @@ class State:
     next_proposal_id: int = 0
     coprocessors: dict[Address, Coprocessor] = field(default_factory=dict)
     tasks: dict[int, Task] = field(default_factory=dict)
-    finished: dict[int, tuple[str, Address | None]] = field(default_factory=dict)
+    finished: dict[int, tuple[Outcome, Address | None]] = field(default_factory=dict)
     nonces: dict[Address, int] = field(default_factory=dict)
     totals: Totals = field(default_factory=Totals)
 

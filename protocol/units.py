@@ -7,7 +7,8 @@ its scale first, then applied.
 
 from __future__ import annotations
 
-from typing import NewType
+import re
+from typing import NewType, TypeGuard
 
 Amount = int
 Round = int
@@ -53,11 +54,37 @@ def ppb_of(a: int, n: int, d: int) -> int:
     return a * (n * PPB // d) // PPB
 
 
+_DECIMAL = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
+MAX_TOKEN_DIGITS = 60
+"""The most digits a decimal token string may have in its whole part (far above any supply)."""
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """Return whether ``value`` is an ``int`` and not a ``bool`` (``True`` is not lock 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def tokens(n: int | str) -> Amount:
-    """Return ``n`` whole tokens in base units (accepts decimal strings like "1.5")."""
-    if isinstance(n, int):
+    """Return ``n`` whole tokens in base units (accepts decimal strings like "1.5").
+
+    A string is ASCII digits with at most one ``.`` and at most 18 decimals: no
+    sign, exponent, space, underscore or other character, and at least one
+    digit. Anything else raises :class:`ValueError` naming the value (so
+    ``"-0.5"`` is refused, not read as 0.5).
+    """
+    if is_int(n):
         return n * TOKEN
-    whole, _, frac = n.partition(".")
+    shown = repr(n) if len(repr(n)) <= 40 else repr(n)[:36] + "...'"
+    if not isinstance(n, str):
+        raise ValueError(f"tokens: not a number of tokens: {shown}")
+    match = _DECIMAL.fullmatch(n)
+    if match is None or not (match[1] or match[2]):
+        raise ValueError(
+            f"tokens: not a decimal number of tokens: {shown} (digits with an optional '.')"
+        )
+    whole, frac = match[1], match[2] or ""
     if len(frac) > 18:
-        raise ValueError(f"tokens: more than 18 decimals in {n!r}")
+        raise ValueError(f"tokens: more than 18 decimals in {shown}")
+    if len(whole) > MAX_TOKEN_DIGITS:
+        raise ValueError(f"tokens: more than {MAX_TOKEN_DIGITS} digits in {shown}")
     return int(whole or "0") * TOKEN + int((frac + "0" * 18)[:18])

@@ -199,19 +199,20 @@ class LedgerScan:
     finished: dict[int, tuple[Any, ...]]
     open_tasks: int
     settled: Counter[int]
-    failed_coprocessor: int
+    failed_coprocessor: int  # safety faults (FailCoprocessor frames)
+    missed_coprocessor: int  # liveness faults (MissCoprocessor frames)
     state_hash: str
 
 
 def scan_ledger(out: Path) -> LedgerScan:
     from protocol.eventlog import EventLog
     from protocol.ledger import LOG_NAME, Ledger
-    from protocol.transactions import FailCoprocessor, SettleTasks, decode_tx
+    from protocol.transactions import FailCoprocessor, MissCoprocessor, SettleTasks, decode_tx
 
     protocol = Ledger.replay(out / "ledger")
     protocol.check_invariants()
     settled: Counter[int] = Counter()
-    failed = 0
+    failed = missed = 0
     with EventLog(out / "ledger" / LOG_NAME, fsync=False) as events:
         for payload in events.frames(1):
             tx = decode_tx(payload)
@@ -219,11 +220,14 @@ def scan_ledger(out: Path) -> LedgerScan:
                 settled.update(tx.task_ids)
             elif isinstance(tx, FailCoprocessor):
                 failed += 1
+            elif isinstance(tx, MissCoprocessor):
+                missed += 1
     return LedgerScan(
         dict(protocol.state.finished),
         len(protocol.state.tasks),
         settled,
         failed,
+        missed,
         protocol.state_hash(),
     )
 

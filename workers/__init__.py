@@ -8,7 +8,16 @@ verifiers run on NumPy and cost far less than execution.
 from __future__ import annotations
 
 from workers import backend
-from workers.spec import KINDS, FaultConfig, TaskSpec
+from workers.spec import KINDS, MAX_SIZE, FaultConfig, TaskSpec
 from workers.tasks import execute, make_inputs, verify
 
-__all__ = ["KINDS", "FaultConfig", "TaskSpec", "backend", "execute", "make_inputs", "verify"]
+__all__ = [
+    "KINDS",
+    "MAX_SIZE",
+    "FaultConfig",
+    "TaskSpec",
+    "backend",
+    "execute",
+    "make_inputs",
+    "verify",
+]

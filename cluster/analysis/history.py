@@ -35,6 +35,7 @@ ROUND_COLUMNS = [
     "slashes",
     "auction_fees",
     "auction_prices",
+    "liveness_faults",
 ]
 
 
@@ -52,9 +53,10 @@ class RoundRow:
     reputation: float
     load: float
     tasks: int
-    slashes: int
+    slashes: int  # safety faults: a wrong result, slashed
     auction_fees: int = 0
     auction_prices: int = 0
+    liveness_faults: int = 0  # no result in time: unpaid, never slashed as fraud
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,10 @@ class DelegatorStake:
     rounds: int  # rounds of rewards between ``start`` and ``end``
 
 
+TASK_FAULTS = (tx.FailCoprocessor, tx.FailOperator, tx.MissCoprocessor, tx.ExpireTask)
+"""Faults that end a task's attempt: safety (``fail_*``) and liveness (the others)."""
+
+
 class _Round:
     """What happened in one round, accumulated transaction by transaction."""
 
@@ -77,6 +83,7 @@ class _Round:
         self.fees: Counter[Address] = Counter()
         self.tasks: Counter[Address] = Counter()
         self.slashes: Counter[Address] = Counter()
+        self.liveness: Counter[Address] = Counter()
         self.auction_fees: Counter[Address] = Counter()
         self.auction_prices: Counter[Address] = Counter()
         self.peak = {a: c.load for a, c in protocol.state.coprocessors.items()}
@@ -101,12 +108,13 @@ class _Round:
                         if who is not None:
                             self.auction_fees[who] += task.fee
                             self.auction_prices[who] += task.price
-        elif isinstance(t, tx.FailCoprocessor | tx.FailOperator):
+        elif isinstance(t, TASK_FAULTS):
             task = state.tasks.get(t.task_id)
-            if task is not None:
-                who = task.coprocessor if isinstance(t, tx.FailCoprocessor) else task.operator
-                if who is not None:
-                    self.slashes[who] += 1
+            by_coprocessor = isinstance(t, tx.FailCoprocessor | tx.MissCoprocessor)
+            who = None if task is None else task.coprocessor if by_coprocessor else task.operator
+            if who is not None:
+                safety = isinstance(t, tx.FailCoprocessor | tx.FailOperator)
+                (self.slashes if safety else self.liveness)[who] += 1
         elif isinstance(t, tx.AuditFault | tx.SlashOperator):
             self.slashes[t.operator] += 1
 
@@ -136,6 +144,7 @@ class _Round:
                 slashes=self.slashes[a],
                 auction_fees=self.auction_fees[a],
                 auction_prices=self.auction_prices[a],
+                liveness_faults=self.liveness[a],
             )
             for a, c in sorted(state.coprocessors.items())
         ]
@@ -154,6 +163,7 @@ class _Round:
                 slashes=self.slashes[a],
                 auction_fees=self.auction_fees[a],
                 auction_prices=self.auction_prices[a],
+                liveness_faults=self.liveness[a],
             )
             for a in sorted(state.pools)
             if protocol.is_registered(a)

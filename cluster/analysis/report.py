@@ -25,20 +25,21 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cluster.analysis.history import ROUND_COLUMNS, DelegatorStake, replay_delegators, replay_rounds
-from cluster.runtime.runner import RunError
 from protocol import TOKEN, metrics
+from protocol.errors import StakerayError
 from protocol.ledger import LOG_NAME
+from protocol.state import Outcome
 from protocol.units import PPM
 
 REPORT_NAME = "report.html"
 FIGURES_DIR = "figures"
 ROUNDS_PER_YEAR = 365  # APR assumes one protocol round a day
 INT_COLUMNS = {"round", "active", "stake", "rewards", "fees", "tasks", "slashes"}
-INT_COLUMNS |= {"auction_fees", "auction_prices"}
+INT_COLUMNS |= {"auction_fees", "auction_prices", "liveness_faults"}
 FLOAT_COLUMNS = {"reputation", "load"}
 
 
-class ReportError(RunError):
+class ReportError(StakerayError):
     """The directory is not a run directory (one-line message)."""
 
 
@@ -400,7 +401,7 @@ def latency_percentiles(tasks: Sequence[dict[str, str]]) -> dict[str, tuple[floa
     """p50, p90, p99 latency (s) of settled tasks, by kind."""
     by_kind: dict[str, list[float]] = defaultdict(list)
     for t in tasks:
-        if t.get("outcome") == "settled" and t.get("latency_s"):
+        if t.get("outcome") == Outcome.SETTLED and t.get("latency_s"):
             by_kind[t["kind"]].append(float(t["latency_s"]))
     return {
         k: tuple(float(np.percentile(v, q)) for q in (50, 90, 99))
@@ -434,22 +435,31 @@ def fig_throughput(data: RunData) -> Figure:
 
 
 def fig_slashes(data: RunData) -> Figure:
-    """Slashes per round, stacked by role."""
+    """Faults per round, stacked by role: safety faults (slashed) and liveness faults (unpaid)."""
     if not data.rounds:
         return no_data("slashes", "no rounds")
     rounds = data.round_numbers()
     fig = new_figure(8.0, 3.0)
     ax = fig.add_subplot()
     bottom = np.zeros(len(rounds))
-    for role in ("operator", "coprocessor"):
-        counts = per_round(data.role(role), lambda r: r["slashes"])
-        heights = np.array([counts.get(n, 0) for n in rounds])
-        ax.bar(rounds, heights, bottom=bottom, label=f"{role}s")
-        bottom += heights
+    totals = {}
+    for column, kind, hatch in (("slashes", "slashed", ""), ("liveness_faults", "liveness", "//")):
+        before = bottom.sum()
+        for role in ("operator", "coprocessor"):
+            counts = per_round(data.role(role), lambda r, c=column: r[c])
+            heights = np.array([counts.get(n, 0) for n in rounds])
+            if heights.any():
+                ax.bar(rounds, heights, bottom=bottom, label=f"{role}s, {kind}", hatch=hatch)
+            bottom += heights
+        totals[kind] = int(bottom.sum() - before)
     ax.set_xlabel("round")
-    ax.set_ylabel("slashes")
-    ax.set_title(f"slashes per round (total {int(bottom.sum())})")
-    ax.legend()
+    ax.set_ylabel("faults")
+    ax.set_title(
+        f"faults per round: {totals['slashed']} slashed (wrong results),"
+        f" {totals['liveness']} liveness (no result in time)"
+    )
+    if bottom.any():
+        ax.legend()
     fig.tight_layout()
     return fig
 
@@ -512,7 +522,12 @@ FIGURES = (
         fig_throughput,
         "Tasks settled per round, and p50/p90/p99 latency of settled tasks by kind.",
     ),
-    FigureSpec("slashes", fig_slashes, "Slashes per round, operators and coprocessors."),
+    FigureSpec(
+        "slashes",
+        fig_slashes,
+        "Faults per round: safety faults (a wrong result, slashed) and liveness faults"
+        " (no result in time, unpaid), operators and coprocessors.",
+    ),
 )
 
 

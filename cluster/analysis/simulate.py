@@ -34,7 +34,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cluster.config.schema import ConfigError, first_error, read_yaml
+from cluster.engine.progress import Progress
 from protocol import Params, Protocol, ProtocolError
 from protocol.auction import CoprocessorBook, clear_batch
 from protocol.market import (
@@ -209,9 +209,20 @@ class PointResult:
 
 
 def simulate_point(
-    config: ExperimentConfig, name: str, value: Any, seed: int, progress: bool = False
+    config: ExperimentConfig,
+    name: str,
+    value: Any,
+    seed: int,
+    progress: bool | Progress | None = False,
 ) -> PointResult:
-    """Run one network for ``config.rounds`` rounds with ``params[name] = value``."""
+    """Run one network for ``config.rounds`` rounds with ``params[name] = value``.
+
+    ``progress``: a reporter to advance by one per round (the sweep's), or ``True``
+    for one of this point's own on stderr.
+    """
+    bar = progress if isinstance(progress, Progress) else None
+    if progress is True:
+        bar = Progress(config.rounds, unit="rounds", note=f"{name}={value} seed {seed}")
     rng = np.random.default_rng([config.seed, seed])
     params = config.point_params(name, value)
     delegation = config.point_delegators(name, value)
@@ -421,15 +432,10 @@ def simulate_point(
                 "max_load": round(float(loads.max()), 6),
             }
         )
-        if progress and n % 50 == 0:
-            print(
-                f"\r{name}={value} seed {seed}: round {n}/{config.rounds}",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
-    if progress:
-        print(file=sys.stderr)
+        if bar is not None:
+            bar.advance(1, round_=n)
+    if bar is not None and bar is not progress:
+        bar.close()
     op_rep = np.array([compute_reputation(f) for f in op_f])
     stakes = [p.operator_stake(o) for o in ops.names]
 
@@ -526,8 +532,11 @@ def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True
     parts.mkdir(exist_ok=True)
     started = time.perf_counter()
     results: list[PointResult] = []
-    for name, value in config.points():
-        for seed in range(config.seeds):
+    runs = [(name, value, seed) for name, value in config.points() for seed in range(config.seeds)]
+    bar = Progress(len(runs) * config.rounds, enabled=progress, unit="rounds")
+    try:
+        for i, (name, value, seed) in enumerate(runs, 1):
+            bar.advance(0, note=f"point {i}/{len(runs)} {name}={value} seed {seed}")
             path = parts / f"{name}={value}-seed={seed}.json"
             arrays = path.with_suffix(".npz")
             if path.exists() and arrays.exists():  # resumable: a finished point is kept
@@ -537,8 +546,9 @@ def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True
                 results.append(
                     PointResult(data["row"], data["rounds"], data["participants"], series)
                 )
+                bar.advance(config.rounds)
                 continue
-            result = simulate_point(config, name, value, seed, progress)
+            result = simulate_point(config, name, value, seed, bar)
             np.savez_compressed(arrays, **(result.series or {}))
             plain = {
                 "row": result.row,
@@ -547,6 +557,8 @@ def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True
             }
             path.write_text(json.dumps(plain))  # last: its presence marks the point finished
             results.append(result)
+    finally:
+        bar.close()
     summary = {
         "experiment": config.name,
         "seed": config.seed,

@@ -4,38 +4,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import ValidationError
 
 from cluster.cli.keys import KeystoreError, create_key, list_keys, load_key
-from cluster.cli.tables import coprocessor_table, format_tokens, network_line, operator_table
-from cluster.config.schema import ConfigError, RunConfig, load_config, load_workload
-from cluster.engine.coordinator import CONFIG_FILE
-from cluster.engine.gateway import GatewayError
-from cluster.runtime.actors import COORDINATOR_NAME, NAMESPACE, Deployment, deploy, find_deployment
-from cluster.runtime.chaos import ChaosError, ChaosPlan
-from cluster.runtime.head import HEAD_LOG, HeadError, start_head, stop_head
-from cluster.runtime.nodes import on_node
-from cluster.runtime.rundir import (
-    RUN_FILES,
-    STATE_FILE,
-    RunResult,
-    finish_network,
-    read_state,
-    record_submission,
-    write_state,
+from cluster.cli.tables import (
+    coprocessor_table,
+    format_tokens,
+    network_line,
+    operator_table,
+    sweep_table,
 )
+from cluster.config.schema import ConfigError, first_error, load_config, load_workload
+from cluster.config.workload import MAX_TASKS
+from cluster.engine.coordinator import CONFIG_FILE
+from cluster.runtime.chaos import ChaosPlan
+from cluster.runtime.connect import bring_up, connected, stop_local_head, submit, take_down
+from cluster.runtime.head import HEAD_LOG
+from cluster.runtime.rundir import RUN_FILES, STATE_FILE, SUMMARY_OUTCOMES, RunResult
 from cluster.runtime.runner import RunError, run_cluster
-from protocol import ProtocolError
-from protocol.ledger import LOG_NAME, Ledger, LedgerError
+from protocol.errors import StakerayError
+from protocol.ledger import LOG_NAME, Ledger
+from protocol.transactions import TX_KINDS, Tx
 from protocol.units import tokens
 
 # --- run and verify ---------------------------------------------------------------------
@@ -48,13 +46,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.count is not None:
         workload = config.workload.with_count(args.count)
         config = config.model_copy(update={"workload": workload})
+    chaos = ChaosPlan.parse(args.chaos)  # every check before --out is touched
     out = Path(args.out)
     prepare_out(out, args.overwrite)
     result = run_cluster(
         config,
         out,
         address=args.address,
-        chaos=ChaosPlan.parse(args.chaos),
+        chaos=chaos,
         progress=not args.quiet,
         local=args.local,
         paced=not args.no_pace,
@@ -65,16 +64,96 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.summary["conservation_ok"] else 1
 
 
+RUN_DIRS = ("ledger", "figures")
+RUN_NAMES = (*RUN_FILES, STATE_FILE, CONFIG_FILE, HEAD_LOG, "report.html")
+"""What a run writes in its directory: ``--overwrite`` removes these and nothing else."""
+EXPERIMENT_DIRS = ("points", "figures")
+EXPERIMENT_NAMES = ("summary.json", "rewards.csv", "rounds.csv", "report.html")
+"""What ``stakeray simulate`` writes in its ``--out``."""
+
+
+def is_own(entry: Path, dirs: tuple[str, ...], files: tuple[str, ...]) -> bool:
+    """Return whether ``entry`` is one a run writes (a symlink never is: it leads elsewhere)."""
+    if entry.is_symlink():
+        return False
+    if entry.name in dirs:
+        return entry.is_dir()
+    return entry.name in files and entry.is_file()
+
+
+def check_out(
+    out: Path, overwrite: bool, dirs: tuple[str, ...], files: tuple[str, ...], what: str
+) -> bool:
+    """Refuse an ``--out`` that is not a directory, or holds files that are not ``what``'s.
+
+    Anything else in the directory (another file, a symlink in place of a run
+    file) needs ``--overwrite``, which still removes only the run's own files.
+    Return whether the directory holds any of them.
+    """
+    if not out.is_dir():
+        if out.exists() or out.is_symlink():
+            raise RunError(f"--out {out}: not a directory")
+        return False
+    try:
+        entries = list(out.iterdir())
+    except OSError as exc:
+        raise RunError(f"--out {out}: cannot list: {exc.strerror}") from None
+    foreign = [e for e in entries if not is_own(e, dirs, files)]
+    if foreign and not overwrite:
+        raise RunError(
+            f"--out {out}: holds files that are not {what}; choose an empty or new directory,"
+            " or pass --overwrite"
+        )
+    for entry in foreign:  # kept, but one in the way of a run's file must move first
+        if entry.name in (*dirs, *files) and not entry.is_symlink():
+            kind = "directory" if entry.is_dir() else "file"
+            raise RunError(f"--out {out}: {entry.name} is a {kind} that is not {what}'s; move it")
+    return len(foreign) < len(entries)
+
+
+def remove_own(
+    out: Path, dirs: tuple[str, ...], files: tuple[str, ...], *, links_only: bool = False
+) -> None:
+    """Remove a run's own files from ``out``; a symlink in their place loses only the link.
+
+    ``links_only``: remove only such symlinks (resuming keeps the run's files).
+    """
+    for name in (*dirs, *files):
+        path = out / name
+        if path.is_symlink():
+            path.unlink()
+        elif links_only:
+            continue
+        elif name in files and path.is_file():
+            path.unlink()
+        elif name in dirs and path.is_dir():
+            shutil.rmtree(path)  # never follows the symlinks inside
+
+
+def make_out(out: Path) -> None:
+    """Create ``out`` (and its parents) and check that it is writable."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"--out {out}: cannot create: {exc.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise RunError(f"--out {out}: not writable")
+
+
 def prepare_out(out: Path, overwrite: bool) -> None:
-    if (out / "ledger" / "events.log").exists():
-        if not overwrite:
-            raise RunError(
-                f"--out {out}: already holds a run; choose another directory or pass --overwrite"
-            )
-        shutil.rmtree(out / "ledger", ignore_errors=True)
-        shutil.rmtree(out / "figures", ignore_errors=True)  # the old report's
-        for name in (*RUN_FILES, STATE_FILE, CONFIG_FILE, HEAD_LOG, "report.html"):
-            (out / name).unlink(missing_ok=True)
+    """Check and create a run directory (docs/operations.md, "Input limits").
+
+    New or empty: used. Holding an earlier run: refused unless ``overwrite``,
+    which removes that run's files only. Holding anything else: refused
+    unless ``overwrite``, and kept.
+    """
+    if check_out(out, overwrite, RUN_DIRS, RUN_NAMES, "a stakeray run") and not overwrite:
+        raise RunError(
+            f"--out {out}: already holds a run; choose another directory or pass --overwrite"
+        )
+    if overwrite:
+        remove_own(out, RUN_DIRS, RUN_NAMES)
+    make_out(out)
 
 
 def print_result(result: RunResult) -> None:
@@ -121,7 +200,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    for key in ("settled", "refunded", "failed"):
+    for key in SUMMARY_OUTCOMES:
         recorded = summary.get(f"tasks_{key}")
         if recorded is not None and recorded != outcomes.get(key, 0):
             print(
@@ -144,122 +223,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 # --- a long-lived network: up, submit, status, tx, down ------------------------------------
 
 
-@dataclass
-class Network:
-    """A network that is up: its config, actors, run directory and the directory's node."""
-
-    address: str
-    config: RunConfig
-    deployment: Deployment
-    directory: Path
-    node_id: str | None
-    local_state: dict[str, Any]
-
-
-@contextmanager
-def captured_stderr() -> Iterator[list[str]]:
-    """Hold what this process (C++ included) writes to stderr; yield a list that gets it."""
-    import tempfile
-
-    held: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield held
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            held.append(sink.read().decode(errors="replace"))
-
-
-@contextmanager
-def joined(address: str) -> Iterator[None]:
-    """Join the Ray cluster at ``address`` for one command (reuse a connection if present)."""
-    import ray
-
-    from cluster.runtime.runner import quiet_ray_env
-
-    if ray.is_initialized():
-        yield
-        return
-    quiet_ray_env()
-    failure = ""
-    # Ray's C++ client prints its retries to stderr; they are shown only if the join works,
-    # so that a refusal is the one line below.
-    with captured_stderr() as held:
-        try:
-            ray.init(
-                address=address,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-                namespace=NAMESPACE,
-            )
-        except (ConnectionError, RuntimeError) as exc:
-            failure = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-    if failure:
-        if "Unauthenticated" in held[0]:
-            failure = "the cluster refused this client's token"
-        raise RunError(
-            f"--address {address}: cannot join the Ray cluster ({failure}); check the address"
-            " and the token (RAY_AUTH_MODE=token with RAY_AUTH_TOKEN or ~/.ray/auth_token)"
-        )
-    sys.stderr.write(held[0])
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-@contextmanager
-def connected(args: argparse.Namespace) -> Iterator[Network]:
-    """Find the network by ``--address`` (else ``--dir``'s record, else ``RAY_ADDRESS``)."""
-    import ray
-
-    local_state = read_state(Path(args.dir)) if args.dir else {}
-    address = args.address or local_state.get("address") or os.environ.get("RAY_ADDRESS")
-    if local_state.get("head_pid") and address == local_state["address"]:
-        # Ray offers this user's token only to a cluster it finds itself (address "auto"),
-        # never to an explicit address; this one is the head `up` started here.
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-
-        quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
-        level, quiet.level = quiet.level, logging.ERROR  # its "enabled" notice is not news here
-        try:
-            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-        finally:
-            quiet.setLevel(level)
-    if not address:
-        if args.dir:
-            raise RunError(f"--dir {args.dir}: no network is up here (run `stakeray up`)")
-        raise RunError("give --address ADDR or --dir DIR (or set RAY_ADDRESS) to find the network")
-    with joined(address):
-        try:
-            coordinator = ray.get_actor(COORDINATOR_NAME)
-        except ValueError:
-            raise RunError(f"no stakeray network is up on {address} (run `stakeray up`)") from None
-        info = ray.get(coordinator.describe.remote())
-        config = RunConfig.model_validate_json(info["config"])
-        yield Network(
-            address,
-            config,
-            find_deployment(config),
-            Path(info["directory"]),
-            info["node_id"],
-            local_state,
-        )
-
-
 def cmd_up(args: argparse.Namespace) -> int:
-    import ray
-
-    from cluster.runtime.runner import check_resources, quiet_ray_env
-
     out = Path(args.out).resolve()
     if args.resume:
         if not (out / "ledger" / LOG_NAME).exists():
@@ -272,72 +236,32 @@ def cmd_up(args: argparse.Namespace) -> int:
             raise RunError("up: give the network CONFIG (or --resume a run directory)")
         config = load_config(args.config, args.workload)
         prepare_out(out, args.overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    quiet_ray_env()
-    address = args.address or os.environ.get("RAY_ADDRESS")
-    head_pid = None
-    if not address:
-        cpus = args.num_cpus or os.cpu_count() or 2
-        head_pid = start_head(args.port, cpus, out / HEAD_LOG)
-        address = "auto"
-    try:
-        with joined(address):
-            try:
-                ray.get_actor(COORDINATOR_NAME)
-            except ValueError:
-                pass
-            else:
-                raise RunError(
-                    "a stakeray network is already up on this cluster; `stakeray down` it"
-                )
-            check_resources(config, ray.cluster_resources())
-            deployment = deploy(config, out, detached=True)
-            info = ray.get(deployment.coordinator.describe.remote())
-            round_ = ray.get(deployment.coordinator.ping.remote())
-            gcs = ray.get_runtime_context().gcs_address
-            state = {"address": gcs, "head_pid": head_pid}
-            on_node(info["node_id"], write_state, Path(info["directory"]), state)
-    except BaseException:
-        if head_pid is not None:  # a head started for a network that did not come up
-            stop_head(head_pid)
-        raise
+    make_out(out)
+    gcs, round_, directory = bring_up(
+        config, out, address=args.address, port=args.port, num_cpus=args.num_cpus
+    )
     print(
         f"network {'resumed' if args.resume else 'up'} on {gcs}: round {round_}, "
         f"{len(config.network.operators)} operators, {len(config.network.coprocessors)}"
-        f" coprocessors -> {info['directory']}"
+        f" coprocessors -> {directory}"
     )
     return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from cluster.config.workload import generate_tasks
-    from cluster.engine.transport import RayTransport
-    from cluster.runtime.runner import feed
-
     workload = load_workload(args.workload)
     if args.count is not None:
         workload = workload.with_count(args.count)
-    with connected(args) as net:
-        records, elapsed = feed(
-            net.deployment,
-            RayTransport(),
-            net.config,
-            generate_tasks(workload),
-            deadline_rounds=workload.deadline_rounds,
-            paced=not args.no_pace,
-            progress=not args.quiet,
-        )
-        on_node(net.node_id, record_submission, net.directory, records, elapsed)
+    with connected(args.address, args.dir) as net:
+        records = submit(net, workload, paced=not args.no_pace, progress=not args.quiet)
     counts = Counter(r.outcome for r in records)
     print(f"submitted {len(records)} tasks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import ray
-
-    with connected(args) as net:
-        status = ray.get(net.deployment.coordinator.status.remote())
+    with connected(args.address, args.dir) as net:
+        status = net.call("status")
     if args.json:
         status = {"address": net.address, "directory": str(net.directory), **status}
         print(json.dumps(status, indent=2, default=str))
@@ -350,27 +274,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-TX_KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    # CLI name: (protocol kind, actor field, fields in order)
-    "transfer": ("transfer", "sender", ("to", "amount")),
-    "bond": ("bond", "delegator", ("operator", "amount")),
-    "unbond": ("unbond", "delegator", ("amount",)),
-    "rebond": ("rebond", "delegator", ("lock_id",)),
-    "withdraw": ("withdraw_stake", "delegator", ("lock_id",)),
-    "withdraw-fees": ("withdraw_fees", "delegator", ("amount",)),
-    "claim": ("claim_earnings", "delegator", ()),
-    "register": ("register_operator", "operator", ("reward_cut", "fee_share")),
-    "commission": ("set_commission", "operator", ("reward_cut", "fee_share")),
-    "vote": ("vote", "voter", ("proposal_id", "choice")),
-}
-TOKEN_FIELDS = {"amount"}
-INT_FIELDS = {"lock_id", "reward_cut", "fee_share", "proposal_id"}
+def tx_kinds() -> dict[str, type[Tx]]:
+    """Return ``stakeray tx`` names -> transaction classes: the kinds with a ``cli`` name."""
+    return {kind.cli: kind for kind in TX_KINDS.values() if kind.cli is not None}
+
+
+def tx_fields(kind: type[Tx]) -> tuple[str, ...]:
+    """Return the fields a user types for ``kind``, in order (the key fills the signer's)."""
+    return tuple(f for f in kind.fields if f not in (kind.signer, kind.filled_by_signer))
+
+
+def is_int_field(kind: type[Tx], name: str) -> bool:
+    """Return whether field ``name`` of ``kind`` is an ``int`` (or ``int | None``)."""
+    annotation = kind.model_fields[name].annotation
+    if get_origin(annotation) in (Union, UnionType):
+        return int in get_args(annotation) and set(get_args(annotation)) <= {int, NoneType}
+    return annotation is int
 
 
 def build_tx(kind: str, actor: str, values: list[str]) -> dict[str, Any]:
-    """Build the plain transaction for ``stakeray tx KIND FIELD=VALUE ...``."""
-    protocol_kind, actor_field, fields = TX_KINDS[kind]
-    plain: dict[str, Any] = {"kind": protocol_kind, actor_field: actor}
+    """Build the plain transaction for ``stakeray tx KIND FIELD=VALUE ...``.
+
+    Amounts (the kind's token fields) are typed in tokens, integer fields as
+    integers; every field without a default is required.
+    """
+    transaction = tx_kinds()[kind]
+    fields = tx_fields(transaction)
+    plain: dict[str, Any] = {"kind": transaction.KIND, str(transaction.signer): actor}
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or name not in fields:
@@ -378,23 +308,22 @@ def build_tx(kind: str, actor: str, values: list[str]) -> dict[str, Any]:
                 f"tx {kind}: {item!r}: expected one of {', '.join(fields) or '(none)'}=VALUE"
             )
         try:
-            if name in TOKEN_FIELDS:
+            if name in transaction.token_fields:
                 plain[name] = tokens(value)
-            elif name in INT_FIELDS:
+            elif is_int_field(transaction, name):
                 plain[name] = int(value)
             else:
                 plain[name] = value
         except (ValueError, ArithmeticError):
             raise RunError(f"tx {kind}: {name}: not a number: {value!r}") from None
-    missing = [f for f in fields if f not in plain and kind != "commission"]
+    required = [f for f in fields if transaction.model_fields[f].is_required()]
+    missing = [f for f in required if f not in plain]
     if missing:
         raise RunError(f"tx {kind}: missing {', '.join(f'{m}=' for m in missing)}")
     return plain
 
 
 def cmd_tx(args: argparse.Namespace) -> int:
-    import ray
-
     from cluster.engine.signing import sign_tx
     from protocol.transactions import parse_tx
 
@@ -406,30 +335,24 @@ def cmd_tx(args: argparse.Namespace) -> int:
     except ValueError as exc:
         first = str(exc).splitlines()
         raise RunError(f"tx {args.kind}: {first[1] if len(first) > 1 else first[0]}") from None
-    with connected(args) as net:
-        coordinator = net.deployment.coordinator
-        nonce = args.nonce if args.nonce is not None else ray.get(coordinator.nonce.remote(actor))
-        signed = sign_tx(key, nonce, transaction)
-        ok, message = ray.get(coordinator.submit_signed.remote(signed))
-    if not ok:
-        print(f"error: refused: {message}", file=sys.stderr)
+    with connected(args.address, args.dir) as net:
+        nonce = args.nonce if args.nonce is not None else net.call("nonce", actor)
+        chain_id = net.call("chain_id")  # the signature is valid on this network only
+        receipt = net.call("submit_signed", sign_tx(key, nonce, transaction, chain_id))
+    if not receipt.accepted:
+        print(f"error: refused: {receipt.describe()}", file=sys.stderr)
         return 1
     print(
         f"accepted {args.kind} from {actor[:12]}... nonce {nonce}"
-        + (f": {message}" if message else "")
+        + (f": {receipt.result}" if receipt.result else "")
     )
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    import ray
-
-    with connected(args) as net:
-        summary = on_node(net.node_id, finish_network, net.directory, net.deployment)
-        for handle in net.deployment.handles():
-            ray.kill(handle, no_restart=True)
-    if net.local_state.get("head_pid"):
-        stop_head(int(net.local_state["head_pid"]))
+    with connected(args.address, args.dir) as net:
+        summary = take_down(net)
+    stop_local_head(net)
     print(
         f"network down: rounds {summary['rounds']}  conservation "
         f"{'ok' if summary['conservation_ok'] else 'FAILED'}  state {summary['state_hash'][:16]}"
@@ -441,30 +364,27 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run an experiment's sweep with drawn outcomes; print one line per point."""
     from cluster.analysis.experiment_report import write_experiment_report
-    from cluster.analysis.simulate import load_experiment, run_experiment
+    from cluster.analysis.simulate import ExperimentConfig, load_experiment, run_experiment
 
     config = load_experiment(args.experiment)
     if args.rounds is not None:
-        config = config.model_copy(update={"rounds": args.rounds})
+        try:
+            config = ExperimentConfig.model_validate({**config.model_dump(), "rounds": args.rounds})
+        except ValidationError as exc:
+            raise first_error(exc, f"--rounds {args.rounds}") from None
     out = Path(args.out)
-    if (out / "summary.json").exists() and not args.resume:
-        if not args.overwrite:
-            raise RunError(
-                f"--out {out}: already holds results; pass --resume to continue"
-                " or --overwrite to start again"
-            )
-        shutil.rmtree(out)
-    summary = run_experiment(config, out, progress=not args.quiet)
-    ((name, _),) = config.sweep.items()
-    header = ("seed", 5), ("active", 7), ("cum. reward", 14), ("corr(rep,rew)", 14), ("gini", 7)
-    print(f"{name:>14} " + " ".join(f"{h:>{w}}" for h, w in header))
-    for row in summary["sweep"]:
-        corr = row["reputation_reward_corr"]
-        print(
-            f"{row[name]:>14} {row['seed']:>5} {row['active_operators_final']:>7}"
-            f" {row['cumulative_reward_final']:>14,.1f}"
-            f" {'-' if corr is None else f'{corr:.3f}':>14} {row['gini_rewards']:>7.3f}"
+    what = "a stakeray experiment"
+    check_out(out, args.overwrite, EXPERIMENT_DIRS, EXPERIMENT_NAMES, what)
+    if (out / "summary.json").exists() and not (args.resume or args.overwrite):
+        raise RunError(
+            f"--out {out}: already holds results; pass --resume to continue"
+            " or --overwrite to start again"
         )
+    if args.overwrite:
+        remove_own(out, EXPERIMENT_DIRS, EXPERIMENT_NAMES, links_only=args.resume)
+    make_out(out)
+    summary = run_experiment(config, out, progress=not args.quiet)
+    print(sweep_table(config, summary["sweep"]))
     print(f"{len(summary['sweep'])} points in {summary['elapsed_s']:.1f} s -> {out}")
     print(f"report: {write_experiment_report(out)}")
     return 0
@@ -493,6 +413,27 @@ def add_locator(command: argparse.ArgumentParser) -> None:
     command.add_argument("--dir", help="run directory given to `up` on this machine")
 
 
+def int_arg(low: int, high: int | None = None) -> Callable[[str], int]:
+    """Return an argparse ``type`` for an integer in ``[low, high]`` (one-line usage error)."""
+    rule = f"from {low:,} to {high:,}" if high is not None else f">= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise argparse.ArgumentTypeError(f"must be an integer {rule}, got {shown!r}")
+        return value
+
+    return parse
+
+
+COUNT = int_arg(1, MAX_TASKS)
+"""``--count``: tasks, 1 to MAX_TASKS (the workload's own bound)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stakeray", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -503,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="run directory to create")
     run.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else local)")
     run.add_argument("--chaos", help="kill-coordinator=N,kill-coprocessor=N,kill-node=N")
-    run.add_argument("--count", type=int, help="override the workload's task count")
+    run.add_argument("--count", type=COUNT, help="override the workload's task count")
     run.add_argument("--no-pace", action="store_true", help="submit at once, ignore arrival times")
     run.add_argument("--local", action="store_true", help="run in this process without Ray")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -525,8 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--address", help="Ray cluster to join (default: start a head here, token auth on)"
     )
-    up.add_argument("--port", type=int, default=6379, help="port of a local head (default 6379)")
-    up.add_argument("--num-cpus", type=int, help="CPUs of a local head")
+    up.add_argument(
+        "--port", type=int_arg(1, 65535), default=6379, help="port of a local head (default 6379)"
+    )
+    up.add_argument("--num-cpus", type=int_arg(1, 4096), help="CPUs of a local head")
     up.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     up.add_argument(
         "--resume", action="store_true", help="redeploy onto --out's ledger (after losing the head)"
@@ -536,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit = sub.add_parser("submit", help="submit a workload to a network that is up")
     submit.add_argument("workload", help="workload YAML")
     add_locator(submit)
-    submit.add_argument("--count", type=int, help="override the workload's task count")
+    submit.add_argument("--count", type=COUNT, help="override the workload's task count")
     submit.add_argument("--no-pace", action="store_true", help="submit at once")
     submit.add_argument("--quiet", action="store_true", help="no progress bar")
     submit.set_defaults(func=cmd_submit)
@@ -547,14 +490,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     tx = sub.add_parser("tx", help="sign and send a protocol transaction from the keystore")
-    tx.add_argument("kind", choices=sorted(TX_KINDS), help="transaction")
+    tx.add_argument("kind", choices=sorted(tx_kinds()), help="transaction")
     tx.add_argument("fields", nargs="*", help="FIELD=VALUE (amounts in tokens)")
     tx.add_argument("--key", required=True, help="key name or address in the keystore")
     add_locator(tx)
     tx.add_argument(
         "--keystore", help="keystore directory (default: STAKERAY_KEYSTORE or ~/.stakeray/keys)"
     )
-    tx.add_argument("--nonce", type=int, help="nonce to sign with (default: the account's next)")
+    tx.add_argument(
+        "--nonce", type=int_arg(0), help="nonce to sign with (default: the account's next)"
+    )
     tx.set_defaults(func=cmd_tx)
 
     down = sub.add_parser(
@@ -566,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="run an experiment sweep with drawn outcomes")
     simulate.add_argument("experiment", help="experiment YAML (e.g. examples/paper.yaml)")
     simulate.add_argument("--out", required=True, help="output directory")
-    simulate.add_argument("--rounds", type=int, help="override the number of rounds")
+    simulate.add_argument("--rounds", type=int_arg(1), help="override the number of rounds")
     simulate.add_argument("--resume", action="store_true", help="keep finished points in --out")
     simulate.add_argument("--overwrite", action="store_true", help="start --out afresh")
     simulate.add_argument("--quiet", action="store_true", help="no progress line")
@@ -584,16 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (
-        ConfigError,
-        LedgerError,
-        ProtocolError,
-        RunError,
-        ChaosError,
-        GatewayError,
-        KeystoreError,
-        HeadError,
-    ) as exc:
+    except StakerayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
+from protocol.errors import StakerayError
+
 __all__ = [
     "DEFAULT_KEYSTORE",
     "KEYSTORE_ENV",
@@ -36,7 +38,7 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _ADDRESS = re.compile(r"[0-9a-fA-F]{64}")
 
 
-class KeystoreError(Exception):
+class KeystoreError(StakerayError):
     """A keystore operation failed; the message is one line naming the key."""
 
 

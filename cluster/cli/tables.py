@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from io import StringIO
 from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from protocol import TOKEN
 from protocol.units import PPM
+
+WIDTH = 200  # characters: rows never wrap in CI logs
+HEADER = "bold"  # shown only on a terminal
+# No borders, a rule of "-" under the header (ASCII: any stdout encoding prints it).
+RULE = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n")
 
 
 def format_tokens(amount: int, places: int = 4) -> str:
@@ -21,18 +33,38 @@ def format_ppm(value: int) -> str:
 
 
 def render(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Return a plain aligned table: first column left, the others right."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for n, row in enumerate(cells):
-        parts = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
-        ]
-        lines.append("  ".join(parts))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    """Return an aligned table (first column left, the others right) as text.
+
+    Built with :class:`rich.table.Table`; plain text (no colour codes) unless stdout
+    is a terminal, and wide enough (``WIDTH``) that a row never wraps in a CI log.
+    """
+    table = Table(
+        box=RULE,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        header_style=HEADER,
+    )
+    for n, h in enumerate(headers):
+        table.add_column(str(h), justify="left" if n == 0 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text(str(c)) for c in row))
+    return to_text(table)
+
+
+def to_text(renderable: Any) -> str:
+    """Render with rich to a string: colour only when stdout is a terminal."""
+    tty = sys.stdout.isatty()
+    console = Console(
+        file=StringIO(),
+        width=WIDTH,
+        force_terminal=tty,
+        color_system="standard" if tty else None,
+        highlight=False,
+    )
+    console.print(renderable)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    return "\n".join(line.rstrip() for line in text.rstrip("\n").split("\n"))
 
 
 def operator_table(
@@ -75,6 +107,7 @@ def coprocessor_table(status: dict[str, Any]) -> str:
         "load",
         "wins",
         "slashes",
+        "misses",
         "earned",
     ]
     rows = [
@@ -86,6 +119,7 @@ def coprocessor_table(status: dict[str, Any]) -> str:
             f"{c['load']}/{c['capacity']}",
             c["wins"],
             c["slashes"],
+            c["misses"],
             format_tokens(c["balance"]),
         ]
         for c in status["coprocessors"]
@@ -94,9 +128,37 @@ def coprocessor_table(status: dict[str, Any]) -> str:
 
 
 def network_line(status: dict[str, Any]) -> str:
-    return (
-        f"round {status['round']}  open tasks {status['open_tasks']}  "
-        f"finished {status['finished_tasks']}  supply {format_tokens(status['total_supply'])}  "
-        f"minted {format_tokens(status['minted'])}  burned {format_tokens(status['burned'])}  "
-        f"inflation {status['inflation_ppb'] / 1e7:.4f}%"
-    )
+    line = Table.grid(padding=(0, 2))
+    cells = [
+        f"round {status['round']}",
+        f"open tasks {status['open_tasks']}",
+        f"finished {status['finished_tasks']}",
+        f"supply {format_tokens(status['total_supply'])}",
+        f"minted {format_tokens(status['minted'])}",
+        f"burned {format_tokens(status['burned'])}",
+        f"inflation {status['inflation_ppb'] / 1e7:.4f}%",
+    ]
+    for _ in cells:
+        line.add_column(no_wrap=True)
+    line.add_row(*(Text(c) for c in cells))
+    return to_text(line)
+
+
+def sweep_table(config: Any, rows: Sequence[dict[str, Any]]) -> str:
+    """Return an experiment's results, one row per point and seed (``stakeray simulate``)."""
+    ((name, _),) = config.sweep.items()
+    headers = [name, "seed", "active", "cum. reward", "corr(rep,rew)", "gini"]
+    body = []
+    for row in rows:
+        corr = row["reputation_reward_corr"]
+        body.append(
+            [
+                row[name],
+                row["seed"],
+                row["active_operators_final"],
+                f"{row['cumulative_reward_final']:,.1f}",
+                "-" if corr is None else f"{corr:.3f}",
+                f"{row['gini_rewards']:.3f}",
+            ]
+        )
+    return render(headers, body)

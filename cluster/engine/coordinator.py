@@ -1,66 +1,49 @@
-"""The coordinator: owns the protocol ledger, applies batches, drives the round clock.
+"""The coordinator: owns the protocol ledger and applies batches to it.
 
-A plain class (the Ray actor is a thin wrapper, see ``cluster.runtime.actors``). Its
-constructor is also its recovery: when the run directory already holds a
+A plain class (the Ray actor is a thin wrapper, see ``cluster.runtime.actors``).
+Its constructor is also its recovery: when the run directory already holds a
 ledger, it rebuilds the state from the newest snapshot plus the log before it
 answers anything. Every method commits its transactions (one group commit)
 before it returns, so a reply means durable, and every method is idempotent
 per task id, so a call retried after a restart applies nothing twice.
+
+Beside it, each with one job: the round clock (``clock``), the status table
+(``status``) and the experiments' injected faults (``faults``).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import random
-import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cluster.config.schema import CLIENT, RunConfig
+from cluster.engine.clock import RoundClock
+from cluster.engine.faults import RewardMisses
+from cluster.engine.messages import (
+    Fault,
+    FaultKind,
+    MarketView,
+    Order,
+    Receipt,
+    TaskState,
+    TaskStatus,
+)
 from cluster.engine.network import create_network
 from cluster.engine.signing import SignedTx, apply_signed
-from cluster.engine.telemetry import COORDINATOR_METRICS, Telemetry
-from cluster.runtime.nodes import current_node_id
-from protocol import ProtocolError
+from cluster.engine.status import RoundTally, network_status
+from cluster.engine.telemetry import COORDINATOR_METRICS, Exporter, Telemetry
+from protocol import Protocol, ProtocolError
 from protocol.ledger import LOG_NAME, Ledger
-from protocol.state import Coprocessor
+from protocol.state import Outcome
 from protocol.units import TOKEN, Address, Amount, Round
 
 log = logging.getLogger("stakeray.coordinator")
 
-Fault = tuple[int, Address, int]
-"""``(task_id, coprocessor, attempt)``: the coprocessor failed the task's attempt."""
-
 CONFIG_FILE = "config.json"
 """The network's config, written beside the ledger so the directory describes itself."""
-
-Order = tuple[int, Address, Address | None, Amount | None]
-"""``(task_id, operator, coprocessor or None, price or None)``: an assignment to record."""
-
-
-@dataclass(frozen=True, slots=True)
-class MarketView:
-    """What operator hosts and the gateway need: the round, active stakes, coprocessors."""
-
-    round: Round
-    active: dict[Address, Amount]
-    coprocessors: dict[Address, Coprocessor]
-
-
-@dataclass(frozen=True, slots=True)
-class TaskState:
-    """A task as the ledger holds it: ``status`` is open, assigned, or its final outcome."""
-
-    task_id: int
-    status: str
-    operator: Address | None = None
-    coprocessor: Address | None = None
-    price: Amount = 0
-    attempts: int = 0
-    reason: str = ""
 
 
 class Coordinator:
@@ -80,22 +63,24 @@ class Coordinator:
         workload = config.workload
         self.default_deadline = workload.deadline_rounds if workload is not None else 3
         self.deadlines: dict[int, int] = {}
-        self.misses = {op.name: op.miss_rate for op in config.network.operators}
-        self.clock = config.network.market.clock
-        self.settled_since = 0
-        self.round_started = time.monotonic()
-        self.round_rewards: dict[Address, Amount] = {}
-        self.round_fees: dict[Address, Amount] = {}
-        self.last_rewards: dict[Address, Amount] = {}
-        self.last_fees: dict[Address, Amount] = {}
-        self.telemetry = Telemetry(self.directory.name or "stakeray", COORDINATOR_METRICS)
+        self.misses = RewardMisses(config)
+        self.clock = RoundClock(config.network.market.clock)
+        self.tally = RoundTally()
+        network = self.directory.name or "stakeray"
+        self.telemetry = Telemetry(
+            COORDINATOR_METRICS, self.make_exporter(network, COORDINATOR_METRICS)
+        )
         if self.p.round == 0:
             self.advance_round()
         self.publish()
 
     @property
-    def p(self) -> Any:
+    def p(self) -> Protocol:
         return self.ledger.protocol
+
+    def make_exporter(self, network: str, names: tuple[str, ...]) -> Exporter | None:
+        """Return where metrics go besides memory: nowhere here; Ray's actor overrides it."""
+        return None
 
     # --- reads ------------------------------------------------------------------
 
@@ -103,44 +88,45 @@ class Coordinator:
         return self.p.round
 
     def describe(self) -> dict[str, Any]:
-        """Return what a client needs: the config (JSON), the run directory and its node."""
+        """Return what a client needs: the config (JSON), the run directory, the chain id."""
         return {
             "config": self.config.model_dump_json(),
             "directory": str(self.directory),
-            "node_id": current_node_id(),
+            "chain_id": self.chain_id(),
         }
+
+    def chain_id(self) -> str:
+        """Return the network's chain id (its genesis hash), which signed transactions carry."""
+        return self.ledger.chain_id
 
     def view(self) -> MarketView:
         """Return the round, the active set's stakes and a copy of every coprocessor."""
         state = self.p.state
         return MarketView(self.p.round, dict(state.active), copy.deepcopy(state.coprocessors))
 
-    def task_state(self, task_id: int, reason: str = "") -> TaskState:
+    def task_state(self, task_id: int, refusal: ProtocolError | None = None) -> TaskState:
         state = self.p.state
         task = state.tasks.get(task_id)
         if task is not None:
             return TaskState(
                 task_id,
-                "assigned" if task.assigned else "open",
+                TaskStatus.ASSIGNED if task.assigned else TaskStatus.OPEN,
                 task.operator,
                 task.coprocessor,
                 task.price,
                 task.attempts,
-                reason,
+                refusal,
             )
         done = state.finished.get(task_id)
         if done is not None:
-            return TaskState(task_id, done[0], done[1], reason=reason)
-        return TaskState(task_id, "unknown", reason=reason)
+            return TaskState(task_id, done[0], done[1], refusal=refusal)
+        return TaskState(task_id, TaskStatus.UNKNOWN, refusal=refusal)
 
     def task_states(self, task_ids: Sequence[int]) -> dict[int, TaskState]:
         return {t: self.task_state(t) for t in task_ids}
 
     def nonce(self, address: Address) -> int:
         return int(self.p.nonce(address))
-
-    def open_tasks(self) -> int:
-        return len(self.p.state.tasks)
 
     def next_task_id(self) -> int:
         """Return the first task id no task has used (so each submission gets fresh ids)."""
@@ -175,7 +161,7 @@ class Coordinator:
             try:
                 self.p.assign_task(task_id, operator, coprocessor, price)
             except ProtocolError as exc:
-                out[task_id] = self.task_state(task_id, f"{type(exc).__name__}: {exc}")
+                out[task_id] = self.task_state(task_id, exc)
                 continue
             out[task_id] = self.task_state(task_id)
         self.ledger.commit()
@@ -184,69 +170,63 @@ class Coordinator:
     def report(
         self, settled: Sequence[int], faults: Sequence[Fault]
     ) -> tuple[dict[int, TaskState], MarketView]:
-        """Apply coprocessor faults, then settle verified tasks; return their states."""
+        """Apply coprocessor faults, then settle verified tasks; return their states.
+
+        A safety fault slashes (``fail_coprocessor``); a liveness fault
+        (``miss_coprocessor``) only ends the attempt, unpaid.
+        """
         state = self.p.state
-        for task_id, coprocessor, attempt in faults:
-            task = state.tasks.get(task_id)
+        for fault in faults:
+            task = state.tasks.get(fault.task_id)
             if task is None or not task.assigned:
                 continue
-            if task.coprocessor != coprocessor or task.attempts != attempt:
+            if task.coprocessor != fault.coprocessor or task.attempts != fault.attempt:
                 continue  # already applied before a restart
-            if self.p.fail_coprocessor(task_id) > 0:
+            if fault.kind == FaultKind.SAFETY:
+                self.p.fail_coprocessor(fault.task_id)
                 self.telemetry.count("stakeray_slashes")
+            else:
+                self.p.miss_coprocessor(fault.task_id)
+                self.telemetry.count("stakeray_liveness_faults")
         ready = [t for t in settled if t in state.tasks and state.tasks[t].assigned]
         for t in ready:
             task = state.tasks[t]
             assert task.operator is not None
-            self.round_fees[task.operator] = self.round_fees.get(task.operator, 0) + task.price
+            self.tally.add_fee(task.operator, task.price)
         count = self.p.settle_tasks(ready) if ready else 0
         self.ledger.commit()
-        self.settled_since += count
+        self.clock.count(count)
         self.telemetry.count("stakeray_tasks_settled", count)
-        self.count_outcomes({f[0] for f in faults})
-        states = {t: self.task_state(t) for t in [*settled, *(f[0] for f in faults)]}
+        self.count_outcomes({f.task_id for f in faults})
+        states = {t: self.task_state(t) for t in [*settled, *(f.task_id for f in faults)]}
         self.maybe_advance()
         self.publish()
         return states, self.view()
 
-    # --- the round clock ----------------------------------------------------------
+    # --- rounds -------------------------------------------------------------------
 
     def maybe_advance(self) -> Round:
-        """Start the next round when the clock says so (settled tasks or seconds)."""
-        if (
-            self.clock.every_tasks is not None and self.settled_since >= self.clock.every_tasks
-        ) or (
-            self.clock.every_s is not None
-            and time.monotonic() - self.round_started >= self.clock.every_s
-        ):
+        """Start the next round when the clock says so."""
+        if self.clock.is_due():
             self.advance_round()
         return self.p.round
-
-    def tick(self) -> Round:
-        return self.maybe_advance()
-
-    def is_missed(self, operator: Address, n: Round) -> bool:
-        """Whether ``operator`` misses its reward call in round ``n`` (seeded, replayable)."""
-        rate = self.misses.get(operator, 0.0)
-        return rate > 0 and random.Random(f"{self.config.seed}:{n}:{operator}").random() < rate
 
     def advance_round(self) -> Round:
         """Initialize the next round, call reward for active operators, expire late tasks."""
         n = self.p.initialize_round()
-        self.last_rewards, self.round_rewards = self.round_rewards, {}
-        self.last_fees, self.round_fees = self.round_fees, {}
+        self.tally.next_round()
         for operator in sorted(self.p.active_set):
-            if self.is_missed(operator, n):
+            if self.misses.is_missed(operator, n):
                 continue
-            self.round_rewards[operator] = self.p.reward(operator)
+            self.tally.rewards[operator] = self.p.reward(operator)
         expired: list[int] = []
         for task in list(self.p.state.tasks.values()):
             if n <= task.created_round + self.deadlines.get(task.id, self.default_deadline):
                 continue
             try:
-                if task.assigned:
-                    if self.p.fail_operator(task.id) > 0:
-                        self.telemetry.count("stakeray_slashes")
+                if task.assigned:  # its operator's liveness fault, not fraud
+                    self.p.expire_task(task.id)
+                    self.telemetry.count("stakeray_liveness_faults")
                 else:
                     self.p.refund_task(task.id)
             except ProtocolError as exc:
@@ -255,25 +235,9 @@ class Coordinator:
             expired.append(task.id)
         self.ledger.commit()
         self.count_outcomes(expired)
-        self.settled_since = 0
-        self.round_started = time.monotonic()
+        self.clock.restart()
         self.publish()
         return n
-
-    # --- metrics ------------------------------------------------------------------
-
-    def count_outcomes(self, task_ids: Collection[int]) -> None:
-        """Count the refunds and failures among ``task_ids`` that now have an outcome."""
-        finished = self.p.state.finished
-        for outcome in ("refunded", "failed"):
-            n = sum(1 for t in task_ids if t in finished and finished[t][0] == outcome)
-            self.telemetry.count(f"stakeray_tasks_{outcome}", n)
-
-    def publish(self) -> None:
-        """Set the gauges: round, total active stake (tokens), open tasks."""
-        self.telemetry.set("stakeray_round", self.p.round)
-        self.telemetry.set("stakeray_total_stake_tokens", self.p.total_active_stake / TOKEN)
-        self.telemetry.set("stakeray_open_tasks", len(self.p.state.tasks))
 
     def drain(self, max_rounds: int = 64) -> Round:
         """Advance rounds until every task has an outcome (deadlines expire the stragglers)."""
@@ -283,70 +247,39 @@ class Coordinator:
             self.advance_round()
         return self.p.round
 
-    # --- outside transactions and reports -------------------------------------------
+    # --- metrics ------------------------------------------------------------------
 
-    def submit_signed(self, signed: SignedTx) -> tuple[bool, str]:
-        """Apply a signed transaction; return ``(accepted, result or one-line refusal)``."""
+    def count_outcomes(self, task_ids: Collection[int]) -> None:
+        """Count the refunds and failures among ``task_ids`` that now have an outcome."""
+        finished = self.p.state.finished
+        for outcome in (Outcome.REFUNDED, Outcome.FAILED):
+            n = sum(1 for t in task_ids if t in finished and finished[t][0] == outcome)
+            self.telemetry.count(f"stakeray_tasks_{outcome}", n)
+
+    def publish(self) -> None:
+        """Set the gauges: round, total active stake (tokens), open tasks."""
+        self.telemetry.set("stakeray_round", self.p.round)
+        self.telemetry.set("stakeray_total_stake_tokens", self.p.total_active_stake / TOKEN)
+        self.telemetry.set("stakeray_open_tasks", len(self.p.state.tasks))
+
+    # --- outside transactions, status, the end ------------------------------------------
+
+    def submit_signed(self, signed: SignedTx) -> Receipt:
+        """Apply a signed transaction; return its result or the refusal."""
         try:
-            result = apply_signed(self.p, signed)
+            result = apply_signed(self.p, signed, self.ledger.chain_id)
         except ProtocolError as exc:
-            return False, f"{type(exc).__name__}: {exc}"
+            return Receipt(refusal=exc)
         self.ledger.commit()
-        return True, "" if result is None else str(result)
+        return Receipt("" if result is None else str(result))
 
     def status(self) -> dict[str, Any]:
-        """Return the operator and coprocessor tables and the network totals."""
-        p, state = self.p, self.p.state
-        delegators: dict[Address, int] = {}
-        for address, d in state.delegators.items():
-            if d.delegate is not None and d.delegate != address and d.bonded > 0:
-                delegators[d.delegate] = delegators.get(d.delegate, 0) + 1
-        operators = []
-        for name in sorted(a for a, pool in state.pools.items() if pool.registered):
-            cut, share = p.commission(name)
-            operators.append(
-                {
-                    "operator": name,
-                    "stake": p.operator_stake(name),
-                    "delegators": delegators.get(name, 0),
-                    "reward_cut": cut,
-                    "fee_share": share,
-                    "active": p.is_active(name),
-                    "reputation": round(p.reputation(name), 4),
-                    "rewards_last_round": self.last_rewards.get(name, 0),
-                    "fees_last_round": self.last_fees.get(name, 0),
-                    "rewards_this_round": self.round_rewards.get(name, 0),
-                    "fees_this_round": self.round_fees.get(name, 0),
-                }
-            )
-        coprocessors = [
-            {
-                "coprocessor": c.address,
-                "collateral": c.free + c.locked,
-                "locked": c.locked,
-                "reputation": round(p.reputation(c.address), 4),
-                "load": c.load,
-                "capacity": c.capacity,
-                "wins": c.wins,
-                "slashes": c.slashes,
-                "balance": p.balance(c.address),
-            }
-            for c in sorted(state.coprocessors.values(), key=lambda c: c.address)
-        ]
-        t = state.totals
+        """Return the operator and coprocessor tables, the network totals and the metrics."""
         return {
-            "round": p.round,
+            **network_status(self.p, self.tally),
+            "chain_id": self.ledger.chain_id,
             "recovered": self.recovered,
-            "open_tasks": len(state.tasks),
-            "finished_tasks": len(state.finished),
-            "total_supply": p.total_supply,
-            "total_active_stake": p.total_active_stake,
-            "minted": t.minted,
-            "burned": t.burned,
-            "inflation_ppb": p.inflation,
             "metrics": self.telemetry.snapshot(),
-            "operators": operators,
-            "coprocessors": coprocessors,
         }
 
     def finish(self) -> dict[str, Any]:

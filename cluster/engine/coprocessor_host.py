@@ -7,24 +7,14 @@ import os
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import workers
 from cluster.config.schema import CoprocessorConfig
+from cluster.engine.messages import Job
 from workers.backend import get_xp
 
 log = logging.getLogger("stakeray.coprocessor")
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One task for one coprocessor: the spec travels, the inputs are made where it runs."""
-
-    task_id: int
-    coprocessor: str
-    spec: workers.TaskSpec
-    attempt: int = 0
 
 
 class CoprocessorHost:
@@ -47,24 +37,14 @@ class CoprocessorHost:
         log.info("coprocessor host %d: %s for %s", index, self.backend, ", ".join(self.names))
 
     def info(self) -> dict[str, Any]:
-        """Where this host runs: backend, process, node and the GPUs Ray gave it."""
-        node, gpus = "", []
-        try:
-            import ray
-
-            if ray.is_initialized():
-                context = ray.get_runtime_context()
-                node = context.get_node_id()
-                gpus = [str(g) for g in context.get_accelerator_ids().get("GPU", [])]
-        except Exception:  # outside Ray there is no node to report
-            pass
+        """Where this host runs: backend, process and devices (Ray's actor adds node and GPUs)."""
         return {
             "index": self.index,
             "coprocessors": self.names,
             "backend": self.backend,
             "pid": os.getpid(),
-            "node_id": node,
-            "gpu_ids": gpus,
+            "node_id": "",
+            "gpu_ids": [],
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
             "executed": self.executed,
             "busy_s": round(self.busy_s, 3),

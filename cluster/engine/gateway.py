@@ -10,67 +10,22 @@ round's stake weights (SPEC 6), from the newest view any reply carried.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 from cluster.config.schema import RunConfig
 from cluster.config.workload import GeneratedTask
-from cluster.engine.coordinator import MarketView
-from cluster.engine.operator_host import TaskOrder, TaskRecord
+from cluster.engine.messages import MarketView, TaskOrder, TaskRecord, TaskStatus
+from cluster.engine.progress import Progress
 from cluster.engine.transport import HostLost, Transport
 from protocol import ProtocolError
+from protocol.errors import StakerayError
 from protocol.selection import select_operators
 
 
-class GatewayError(Exception):
+class GatewayError(StakerayError):
     """The workload cannot be placed (no active operator, escrow refused, ...)."""
-
-
-@dataclass
-class Progress:
-    """A one-line progress bar on stderr, redrawn at most every ``every_s`` seconds."""
-
-    total: int
-    enabled: bool = True
-    stream: TextIO = field(default_factory=lambda: sys.stderr)
-    every_s: float = 0.25
-    tty: bool = field(default_factory=lambda: sys.stderr.isatty())
-    started: float = field(default_factory=time.monotonic)
-    last: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)
-    round: int = 0
-
-    def update(self, records: Sequence[TaskRecord], round_: int, *, force: bool = False) -> None:
-        for r in records:
-            self.counts[r.outcome] = self.counts.get(r.outcome, 0) + 1
-        self.round = round_
-        now = time.monotonic()
-        # Off a terminal (CI logs, pipes) a line every few seconds instead of redraws.
-        every = self.every_s if self.tty else 5.0
-        if not self.enabled or (not force and now - self.last < every):
-            return
-        self.last = now
-        done = sum(self.counts.values())
-        width = 28
-        filled = width * done // max(1, self.total)
-        rate = done / max(1e-9, now - self.started)
-        parts = "  ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
-        start, end = ("\r", "") if self.tty else ("", "\n")
-        self.stream.write(
-            f"{start}[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}  {parts}"
-            f"  round {round_}  {rate:.1f} tasks/s {end}"
-        )
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.update([], self.round, force=True)
-            if self.tty:
-                self.stream.write("\n")
-            self.stream.flush()
 
 
 class Gateway:
@@ -191,4 +146,5 @@ class Gateway:
 
 def lost_record(task_id: int, task: GeneratedTask) -> TaskRecord:
     """A placeholder row for a task whose operator host was lost; filled in from the ledger."""
-    return TaskRecord(task_id, task.spec.kind, task.spec.size, "", "", task.fee, 0, 0, "open", 0.0)
+    spec = task.spec
+    return TaskRecord(task_id, spec.kind, spec.size, "", "", task.fee, 0, 0, TaskStatus.OPEN, 0.0)

@@ -1,8 +1,9 @@
-"""Genesis of a configured network: balances, self-bonds, delegations, coprocessors, round 1."""
+"""A configured network: its genesis (balances, bonds, coprocessors) and its hosts' placement."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.config.schema import CLIENT, RunConfig
@@ -14,8 +15,7 @@ def delegator_stakes(config: RunConfig) -> list[tuple[Address, Address, Amount]]
     """Return ``(delegator, operator, stake)`` for the configured delegators (seeded)."""
     rng = random.Random(config.seed)
     net = config.network
-    low = net.delegators.stake_min
-    high = max(low, net.delegators.stake_max)
+    low, high = net.delegators.stake_min, net.delegators.stake_max  # the schema keeps low <= high
     names = [op.name for op in net.operators]
     rows = []
     for i in range(net.delegators.count):
@@ -48,19 +48,37 @@ def create_network(config: RunConfig, ledger_dir: Path, *, fsync: bool = True) -
     return ledger
 
 
-def coprocessor_placement(config: RunConfig) -> list[list[str]]:
-    """Return the coprocessor names per coprocessor host (explicit ``host``, else round robin)."""
-    count = config.network.hosts.coprocessor_hosts
-    hosts: list[list[str]] = [[] for _ in range(count)]
-    for i, c in enumerate(config.network.coprocessors):
-        hosts[c.host if c.host is not None else i % count].append(c.name)
-    return hosts
+@dataclass(frozen=True)
+class Placement:
+    """Which host serves what: coprocessors per coprocessor host, operators per operator host.
 
+    Coprocessors go to their explicit ``host``, else round robin; operators
+    round robin over at most one host each. The one source for every deploy
+    and for the operator hosts' routing.
+    """
 
-def operator_placement(config: RunConfig) -> list[list[str]]:
-    """Return the operator names each operator host serves (round robin)."""
-    count = min(config.network.hosts.operator_hosts, len(config.network.operators))
-    hosts: list[list[str]] = [[] for _ in range(count)]
-    for i, op in enumerate(config.network.operators):
-        hosts[i % count].append(op.name)
-    return hosts
+    coprocessor_groups: list[list[Address]]
+    operator_groups: list[list[Address]]
+
+    @classmethod
+    def of(cls, config: RunConfig) -> Placement:
+        net = config.network
+        copro: list[list[Address]] = [[] for _ in range(net.hosts.coprocessor_hosts)]
+        for i, c in enumerate(net.coprocessors):
+            copro[c.host if c.host is not None else i % len(copro)].append(c.name)
+        ops: list[list[Address]] = [
+            [] for _ in range(min(net.hosts.operator_hosts, len(net.operators)))
+        ]
+        for i, op in enumerate(net.operators):
+            ops[i % len(ops)].append(op.name)
+        return cls(copro, ops)
+
+    @property
+    def coprocessor_host(self) -> dict[Address, int]:
+        """Return the index of each coprocessor's host."""
+        return {name: i for i, group in enumerate(self.coprocessor_groups) for name in group}
+
+    @property
+    def operator_host(self) -> dict[Address, int]:
+        """Return the index of each operator's host."""
+        return {name: i for i, group in enumerate(self.operator_groups) for name in group}

@@ -4,9 +4,11 @@ One :meth:`OperatorHost.process` call handles a batch end to end with a few
 batched messages per attempt: one ``assign`` to the coordinator, one
 ``execute`` per coprocessor host (results come back by object reference), one
 ``report`` with the verified settlements and the faults. A fault re-offers
-the task without that coprocessor until ``max_attempts``; a host that died
-or did not answer in ``execute_timeout_s`` is a fault for each of its jobs,
-and the host sits out a cooldown (doubling while it keeps failing).
+the task without that coprocessor until ``max_attempts``. A result the
+verifier rejects is a safety fault (slashed); a host that died or did not
+answer in ``execute_timeout_s`` is a liveness fault for each of its jobs
+(unpaid, never slashed as fraud), and the host sits out a cooldown (doubling
+while it keeps failing).
 """
 
 from __future__ import annotations
@@ -15,16 +17,26 @@ import copy
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import workers
 from cluster.config.schema import RunConfig
-from cluster.engine.coordinator import Fault, MarketView, Order, TaskState
-from cluster.engine.coprocessor_host import Job
-from cluster.engine.telemetry import OPERATOR_HOST_METRICS, Telemetry
-from cluster.engine.transport import HostLost, make_transport
+from cluster.engine.messages import (
+    Fault,
+    FaultKind,
+    Job,
+    MarketView,
+    Order,
+    TaskOrder,
+    TaskRecord,
+    TaskState,
+    TaskStatus,
+)
+from cluster.engine.network import Placement
+from cluster.engine.telemetry import OPERATOR_HOST_METRICS, Exporter, Telemetry
+from cluster.engine.transport import HostLost, Transport
 from protocol.auction import run_dutch_auction
+from protocol.errors import OperatorNotActive
 from protocol.market import (
     AskFactors,
     compute_ask_factors,
@@ -33,39 +45,10 @@ from protocol.market import (
     is_coprocessor_eligible,
 )
 from protocol.reputation import compute_reputation
-from protocol.state import Coprocessor
+from protocol.state import Coprocessor, Outcome
 from protocol.units import Address, Amount, ppm_of
 
 log = logging.getLogger("stakeray.operator")
-
-OUTCOMES = ("settled", "refunded", "failed", "audited")
-
-
-@dataclass(frozen=True, slots=True)
-class TaskOrder:
-    """A task routed to an operator: its id, the operator, the spec, the fee, when it arrived."""
-
-    task_id: int
-    operator: Address
-    spec: workers.TaskSpec
-    fee: Amount
-    submitted_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
-    """One row of ``tasks.csv``."""
-
-    task_id: int
-    kind: str
-    size: int
-    operator: Address
-    coprocessor: Address
-    fee: Amount
-    price: Amount
-    attempts: int
-    outcome: str
-    latency_s: float
 
 
 class OperatorHost:
@@ -78,7 +61,7 @@ class OperatorHost:
         config: RunConfig,
         coordinator: Any,
         coprocessor_hosts: Sequence[Any],
-        transport: str = "ray",
+        transport: Transport,
         network: str = "stakeray",
     ) -> None:
         self.index = index
@@ -87,18 +70,22 @@ class OperatorHost:
         self.market = config.network.market
         self.coordinator = coordinator
         self.hosts = list(coprocessor_hosts)
-        self.host_of: dict[Address, int] = {}
-        self.pricing: dict[Address, tuple[int, Amount]] = {}
-        for i, c in enumerate(config.network.coprocessors):
-            count = config.network.hosts.coprocessor_hosts
-            self.host_of[c.name] = c.host if c.host is not None else i % count
-            self.pricing[c.name] = (c.cost_ppm, c.margin)
-        self.transport = make_transport(transport)
+        self.host_of = Placement.of(config).coprocessor_host
+        self.pricing: dict[Address, tuple[int, Amount]] = {
+            c.name: (c.cost_ppm, c.margin) for c in config.network.coprocessors
+        }
+        self.transport = transport
         self.down_until: dict[int, float] = {}
         self.strikes: dict[int, int] = {}
         self.view: MarketView | None = None
         self.factor_cache: dict[tuple[int, int, float], AskFactors] = {}
-        self.telemetry = Telemetry(network, OPERATOR_HOST_METRICS)
+        self.telemetry = Telemetry(
+            OPERATOR_HOST_METRICS, self.make_exporter(network, OPERATOR_HOST_METRICS)
+        )
+
+    def make_exporter(self, network: str, names: tuple[str, ...]) -> Exporter | None:
+        """Return where metrics go besides memory: nowhere here; Ray's actor overrides it."""
+        return None
 
     # --- the auction ---------------------------------------------------------------
 
@@ -204,7 +191,7 @@ class OperatorHost:
             retry: list[int] = []
             for t in pending:
                 state = states[t]
-                if state.status == "assigned":
+                if state.status == TaskStatus.ASSIGNED:
                     attempts[t] = state.attempts
                     placed[t] = (state.coprocessor, state.price)
                     if state.coprocessor is None:
@@ -212,10 +199,10 @@ class OperatorHost:
                     else:
                         job = Job(t, state.coprocessor, by_id[t].spec, state.attempts)
                         jobs.setdefault(self.host_of[state.coprocessor], []).append(job)
-                elif state.status in OUTCOMES or state.status == "unknown":
+                elif state.is_finished or state.status == TaskStatus.UNKNOWN:
                     records[t] = self.record(by_id[t], state, placed, attempts)
-                elif state.reason.startswith("OperatorNotActive"):
-                    log.warning("operator host %d: %s", self.index, state.reason)
+                elif isinstance(state.refusal, OperatorNotActive):
+                    log.warning("operator host %d: %s", self.index, state.refusal)
                     records[t] = self.record(by_id[t], state, placed, attempts)
                 else:
                     retry.append(t)
@@ -226,24 +213,24 @@ class OperatorHost:
                 settled.append(t)
             faults = self.collect(futures, jobs, settled)
             states, self.view = get(call(self.coordinator, "report", settled, faults))
-            for t in [*settled, *(f[0] for f in faults)]:
+            for t in [*settled, *(f.task_id for f in faults)]:
                 state = states[t]
-                if state.status == "open":
+                if state.status == TaskStatus.OPEN:
                     attempts[t] = state.attempts
-                    excluded[t].update(c for f in faults if f[0] == t for c in [f[1]])
+                    excluded[t].update(f.coprocessor for f in faults if f.task_id == t)
                     retry.append(t)
                 else:
                     records[t] = self.record(by_id[t], state, placed, attempts)
             pending = retry
         for t in pending:  # still open after every try: the coordinator's deadline decides
-            records[t] = self.record(by_id[t], TaskState(t, "open"), placed, attempts)
+            records[t] = self.record(by_id[t], TaskState(t, TaskStatus.OPEN), placed, attempts)
         rows = [records[t] for t in by_id]
         self.observe(rows)
         return rows, self.view
 
     def observe(self, rows: Sequence[TaskRecord]) -> None:
         """Record settled tasks' latency and auctioned tasks' clearing margin (price / fee)."""
-        settled = [r for r in rows if r.outcome == "settled"]
+        settled = [r for r in rows if r.outcome == Outcome.SETTLED]
         latencies = [r.latency_s for r in settled]
         self.telemetry.observe("stakeray_settlement_latency_seconds", latencies)
         margins = [r.price / r.fee for r in settled if r.coprocessor and r.fee > 0]
@@ -275,13 +262,16 @@ class OperatorHost:
                 pause = self.market.host_cooldown_s * 2 ** (strikes - 1)
                 self.down_until[h] = time.monotonic() + pause
                 log.warning("operator host %d: coprocessor host %d lost (%s)", self.index, h, exc)
-                faults.extend((j.task_id, j.coprocessor, j.attempt) for j in jobs[h])
+                liveness = FaultKind.LIVENESS  # a lost host is no proof of a wrong result
+                faults.extend(Fault(j.task_id, j.coprocessor, j.attempt, liveness) for j in jobs[h])
                 continue
             for job, result in zip(jobs[h], results, strict=True):
                 if workers.verify(job.spec, result, inputs.pop(job.task_id)):
                     settled.append(job.task_id)
                 else:
-                    faults.append((job.task_id, job.coprocessor, job.attempt))
+                    faults.append(
+                        Fault(job.task_id, job.coprocessor, job.attempt, FaultKind.SAFETY)
+                    )
         return faults
 
     def record(
@@ -292,7 +282,7 @@ class OperatorHost:
         attempts: dict[int, int],
     ) -> TaskRecord:
         coprocessor, price = placed.get(order.task_id, (None, 0))
-        settled = state.status in ("settled", "audited")
+        settled = state.is_paid
         tries = attempts.get(order.task_id, 0) + (1 if settled else 0)
         return TaskRecord(
             task_id=order.task_id,

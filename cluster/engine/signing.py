@@ -2,17 +2,26 @@
 
 Every state change that enters the cluster from outside is a :class:`SignedTx`:
 the plain mapping of a protocol transaction, the sender's address (hex public
-key), the sender's next nonce, and an Ed25519 signature over
-:func:`signing_message`. :func:`apply_signed` refuses a forged signature, a
+key), the sender's next nonce, the chain id of the network it is meant for, and
+an Ed25519 signature over :func:`signing_message`. :func:`apply_signed` refuses
+a transaction signed for another network (``WrongChain``), a forged signature, a
 replayed or out-of-order nonce, a transaction acting for another account, or a
 kind only the cluster issues, and in every refusal changes nothing: the
 protocol consumes the nonce (``State.nonces``, logged with the transaction in
 one ``Signed`` frame) only when it accepted the transaction, so a replay stays
 refused after a coordinator restart.
 
-``set_commission`` carries its own ``sender`` field; :func:`verify_and_unwrap`
-fills it with the signed sender (a different value is refused), so the
-protocol's own ownership check (``NotOwner``) sees the authenticated signer.
+The chain id (``Ledger.chain_id``, the hash of the network's genesis
+transaction) is part of the signed message, so a signature made for one
+network does not verify on another whose genesis differs, even where the
+sender's nonce is the same there.
+
+Which kinds are accepted from outside, and which field must name the signer,
+is the transaction table's (``Tx.signer`` in ``protocol.transactions``; a kind
+without one is issued by the cluster only). A kind with a ``filled_by_signer``
+field (``set_commission``'s ``sender``) gets it set to the signed sender by
+:func:`verify_and_unwrap` (a different value is refused), so the protocol's
+own ownership check (``NotOwner``) sees the authenticated signer.
 """
 
 from __future__ import annotations
@@ -28,12 +37,12 @@ from protocol.errors import (
     BadSignature,
     NotOwner,
     ProtocolError,
+    WrongChain,
 )
 from protocol.protocol import Protocol
-from protocol.transactions import Tx, parse_tx
+from protocol.transactions import TX_KINDS, Tx, parse_tx
 
 __all__ = [
-    "ACTOR_FIELD",
     "DOMAIN",
     "MalformedTx",
     "SignedTx",
@@ -43,35 +52,8 @@ __all__ = [
     "verify_and_unwrap",
 ]
 
-DOMAIN = b"stakeray-tx-v1\x00"
+DOMAIN = b"stakeray-tx-v2\x00"
 """Prefix of every signed message, so a stakeray signature means nothing elsewhere."""
-
-ACTOR_FIELD: dict[str, str] = {
-    "transfer": "sender",
-    "bond": "delegator",
-    "unbond": "delegator",
-    "rebond": "delegator",
-    "withdraw_stake": "delegator",
-    "withdraw_fees": "delegator",
-    "claim_earnings": "delegator",
-    "register_operator": "operator",
-    "set_commission": "operator",
-    "reward": "operator",
-    "pay_fees": "payer",
-    "propose": "proposer",
-    "vote": "voter",
-    "register_coprocessor": "coprocessor",
-    "top_up_collateral": "coprocessor",
-    "unbond_collateral": "coprocessor",
-    "withdraw_collateral": "coprocessor",
-    "escrow_tasks": "client",
-}
-"""Kind -> the field naming the account that acts; it must equal the signer.
-
-Kinds not listed (genesis, initialize_round, pay_fees_batch, slash_operator,
-assign_task, settle_tasks, refund_task, fail_*, audit_fault) are issued by the
-cluster itself and are refused from outside.
-"""
 
 
 class MalformedTx(ProtocolError):
@@ -82,27 +64,39 @@ class SignedTx(BaseModel):
     """A protocol transaction signed by ``sender`` with the sender's next ``nonce``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    chain_id: str
     sender: str
     nonce: int = Field(ge=0)
     tx: dict[str, Any]
     signature: str
 
 
-def signing_message(sender: str, nonce: int, tx: dict[str, Any]) -> bytes:
+def signing_message(chain_id: str, sender: str, nonce: int, tx: dict[str, Any]) -> bytes:
     """Return the exact bytes that are signed: domain prefix + canonical msgpack.
 
     ``codec.encode`` sorts map keys and lowers tuples to arrays, so the bytes do
-    not depend on dict order or on a JSON round trip of ``tx``.
+    not depend on dict order or on a JSON round trip of ``tx``. ``chain_id``
+    binds the signature to one network (``Ledger.chain_id``).
     """
-    return DOMAIN + codec.encode({"nonce": nonce, "sender": sender, "tx": tx})
+    return DOMAIN + codec.encode({"chain_id": chain_id, "nonce": nonce, "sender": sender, "tx": tx})
 
 
-def sign_tx(key: SigningKey, nonce: int, tx: Tx) -> SignedTx:
-    """Sign ``tx`` with ``key`` as that key's account, using ``nonce``."""
+def sign_tx(key: SigningKey, nonce: int, tx: Tx, chain_id: str) -> SignedTx:
+    """Sign ``tx`` with ``key`` as that key's account, using ``nonce``, for network ``chain_id``."""
     sender = bytes(key.verify_key).hex()
     plain = tx.to_plain()
-    signature = key.sign(signing_message(sender, nonce, plain)).signature
-    return SignedTx(sender=sender, nonce=nonce, tx=plain, signature=signature.hex())
+    signature = key.sign(signing_message(chain_id, sender, nonce, plain)).signature
+    return SignedTx(
+        chain_id=chain_id, sender=sender, nonce=nonce, tx=plain, signature=signature.hex()
+    )
+
+
+def _short(chain_id: str) -> str:
+    # Enough of an id to tell networks apart in a one-line message; anything that is
+    # not hex (a client's mistake) is shown quoted, so the message stays one line.
+    if chain_id and all(c in "0123456789abcdef" for c in chain_id[:64]):
+        return chain_id[:12] + "..."
+    return repr(chain_id[:16])
 
 
 def _verify_key(sender: str) -> VerifyKey:
@@ -119,20 +113,29 @@ def _verify_key(sender: str) -> VerifyKey:
         ) from None
 
 
-def verify_and_unwrap(signed: SignedTx) -> Tx:
-    """Check signature and actor; return the transaction to apply (the nonce is the
-    protocol's to check, see :func:`apply_signed`)."""
+def verify_and_unwrap(signed: SignedTx, chain_id: str) -> Tx:
+    """Check network, signature and actor; return the transaction to apply (the nonce
+    is the protocol's to check, see :func:`apply_signed`).
+
+    ``chain_id`` is this network's; a transaction signed for another is ``WrongChain``.
+    """
+    if signed.chain_id != chain_id:
+        raise WrongChain(
+            f"chain_id: signed for network {_short(signed.chain_id)}, this is {_short(chain_id)}"
+        )
     sender = signed.sender
     verify_key = _verify_key(sender)
     try:
         signature = bytes.fromhex(signed.signature)
-        verify_key.verify(signing_message(sender, signed.nonce, signed.tx), signature)
+        # The message is built with this network's id, not the one the client claims.
+        verify_key.verify(signing_message(chain_id, sender, signed.nonce, signed.tx), signature)
     except (ValueError, TypeError, BadSignatureError):
         # ValueError/TypeError: not hex, or not 64 bytes; both are just a bad signature.
         raise BadSignature(f"sender {sender}: signature does not verify") from None
 
     kind = signed.tx.get("kind")
-    field = ACTOR_FIELD.get(kind) if isinstance(kind, str) else None
+    kind_class = TX_KINDS.get(kind) if isinstance(kind, str) else None
+    field = kind_class.signer if kind_class is not None else None
     if field is None:
         raise NotOwner(f"sender {sender}: transaction kind {kind!r} is not accepted from outside")
     try:
@@ -144,19 +147,22 @@ def verify_and_unwrap(signed: SignedTx) -> Tx:
     actor = getattr(tx, field)
     if actor != sender:
         raise NotOwner(f"sender {sender}: cannot act as {field} {actor!r} in {kind}")
-    if kind == "set_commission":
+    bound = tx.filled_by_signer
+    if bound is not None:
         # The protocol checks ownership against this field, so it must be the signer.
-        claimed = tx.sender  # type: ignore[attr-defined]
+        claimed = getattr(tx, bound)
         if claimed is not None and claimed != sender:
-            raise NotOwner(f"sender {sender}: set_commission names another sender {claimed!r}")
-        tx = tx.model_copy(update={"sender": sender})
+            raise NotOwner(f"sender {sender}: {kind} names another {bound} {claimed!r}")
+        tx = tx.model_copy(update={bound: sender})
     return tx
 
 
-def apply_signed(protocol: Protocol, signed: SignedTx) -> Any:
-    """Verify ``signed`` and apply it with its nonce; return what the protocol returns.
+def apply_signed(protocol: Protocol, signed: SignedTx, chain_id: str) -> Any:
+    """Verify ``signed`` for network ``chain_id`` and apply it with its nonce; return
+    what the protocol returns.
 
-    A refusal (bad signature, wrong actor, used or future nonce, or the
-    protocol's own refusal) leaves the state, nonces included, unchanged.
+    A refusal (another network, bad signature, wrong actor, used or future nonce,
+    or the protocol's own refusal) leaves the state, nonces included, unchanged.
     """
-    return protocol.apply_signed(signed.sender, signed.nonce, verify_and_unwrap(signed))
+    transaction = verify_and_unwrap(signed, chain_id)
+    return protocol.apply_signed(signed.sender, signed.nonce, transaction)

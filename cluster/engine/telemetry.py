@@ -1,27 +1,16 @@
-"""Cluster metrics: exported through ``ray.util.metrics`` inside Ray, counted in memory always.
+"""Cluster metrics: counted in memory by the plain actors, exported by an optional exporter.
 
-Ray's metrics agent on each node serves them on its Prometheus endpoint
-(``ray start --metrics-export-port``) with the prefix ``ray_``, and the Ray
-dashboard's Metrics view charts them. The in-memory values serve
-``stakeray status --json`` and runs without Ray (``--local``), so the
-plain actor classes record the same way in either setting.
-
-Ray 2.60 exports a gauge only in the report interval after it was set (a
-gauge set once is gone from the endpoint a moment later), so a thread sets
-the gauges again with their last values twice per interval: an idle
-network keeps showing its round and stake.
+The in-memory values serve ``stakeray status --json`` and runs without Ray
+(``--local``), so the plain actor classes record the same way in either
+setting. Inside Ray, ``cluster.runtime.metrics.RayExporter`` sends the same
+calls to ``ray.util.metrics``: each node's metrics agent serves them on its
+Prometheus endpoint with the prefix ``ray_``.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
-import time
 from dataclasses import dataclass
-from typing import Any
-
-log = logging.getLogger("stakeray.telemetry")
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +29,10 @@ METRICS: dict[str, Metric] = {
     "stakeray_tasks_settled": Metric("counter", "Tasks settled (verified and paid)"),
     "stakeray_tasks_refunded": Metric("counter", "Tasks refunded to the client"),
     "stakeray_tasks_failed": Metric("counter", "Tasks failed (operator fault or no taker)"),
-    "stakeray_slashes": Metric("counter", "Slashes of coprocessors and operators"),
+    "stakeray_slashes": Metric("counter", "Safety faults slashed (a result proven wrong)"),
+    "stakeray_liveness_faults": Metric(
+        "counter", "Liveness faults (no result in time: lost host, timeout, deadline)"
+    ),
     "stakeray_round": Metric("gauge", "Current protocol round"),
     "stakeray_total_stake_tokens": Metric("gauge", "Total active stake, in tokens"),
     "stakeray_open_tasks": Metric("gauge", "Tasks escrowed and not yet finished"),
@@ -51,12 +43,12 @@ METRICS: dict[str, Metric] = {
         "histogram", "Auction clearing price over the task's fee", MARGIN_BUCKETS
     ),
 }
-TAG_KEYS = ("network",)
 COORDINATOR_METRICS = (
     "stakeray_tasks_settled",
     "stakeray_tasks_refunded",
     "stakeray_tasks_failed",
     "stakeray_slashes",
+    "stakeray_liveness_faults",
     "stakeray_round",
     "stakeray_total_stake_tokens",
     "stakeray_open_tasks",
@@ -64,71 +56,41 @@ COORDINATOR_METRICS = (
 OPERATOR_HOST_METRICS = ("stakeray_settlement_latency_seconds", "stakeray_auction_clearing_margin")
 
 
+class Exporter(Protocol):
+    """Where recorded values go besides memory (Ray's metrics inside Ray)."""
+
+    def count(self, name: str, n: int) -> None: ...
+
+    def set(self, name: str, value: float) -> None: ...
+
+    def observe(self, name: str, values: list[float]) -> None: ...
+
+
 class Telemetry:
-    """Record some of :data:`METRICS` for one network; export them when running inside Ray."""
+    """Record some of :data:`METRICS` in memory, and through ``exporter`` when one is given."""
 
-    def __init__(self, network: str, names: tuple[str, ...]) -> None:
-        self.tags = {"network": network}
+    def __init__(self, names: tuple[str, ...], exporter: Exporter | None = None) -> None:
         self.values: dict[str, float] = dict.fromkeys(names, 0.0)
-        self.exported: dict[str, Any] = self.make_exporters(names)
-        self.gauges = [n for n in self.exported if METRICS[n].kind == "gauge"]
-        if self.gauges:
-            threading.Thread(target=self.keep_gauges, name="stakeray-gauges", daemon=True).start()
-
-    def keep_gauges(self) -> None:
-        """Set every gauge again, twice per Ray report interval, for as long as the process."""
-        # Ray's own setting, read by every Ray process (its config names are lower case).
-        setting = os.environ.get("RAY_metrics_report_interval_ms", "10000")  # noqa: SIM112
-        interval_s = float(setting) / 1000
-        while True:
-            time.sleep(max(0.1, interval_s / 2))
-            for name in self.gauges:
-                self.exported[name].set(self.values[name], tags=self.tags)
-
-    @staticmethod
-    def make_exporters(names: tuple[str, ...]) -> dict[str, Any]:
-        """Create Ray's metric objects, or none outside a Ray worker process."""
-        try:
-            import ray
-            from ray.util import metrics
-        except ImportError:
-            return {}
-        if not ray.is_initialized():
-            return {}
-        kinds = {"counter": metrics.Counter, "gauge": metrics.Gauge}
-        out: dict[str, Any] = {}
-        for name in names:
-            m = METRICS[name]
-            if m.kind == "histogram":
-                out[name] = metrics.Histogram(
-                    name, m.description, boundaries=list(m.boundaries), tag_keys=TAG_KEYS
-                )
-            else:
-                out[name] = kinds[m.kind](name, m.description, tag_keys=TAG_KEYS)
-        return out
+        self.exporter = exporter
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to a counter (nothing is sent for zero)."""
         if n <= 0:
             return
         self.values[name] += n
-        exporter = self.exported.get(name)
-        if exporter is not None:
-            exporter.inc(n, tags=self.tags)
+        if self.exporter is not None:
+            self.exporter.count(name, n)
 
     def set(self, name: str, value: float) -> None:
         self.values[name] = value
-        exporter = self.exported.get(name)
-        if exporter is not None:
-            exporter.set(value, tags=self.tags)
+        if self.exporter is not None:
+            self.exporter.set(name, value)
 
     def observe(self, name: str, values: list[float]) -> None:
         """Record histogram observations (the in-memory value is their count)."""
         self.values[name] += len(values)
-        exporter = self.exported.get(name)
-        if exporter is not None:
-            for v in values:
-                exporter.observe(v, tags=self.tags)
+        if self.exporter is not None and values:
+            self.exporter.observe(name, values)
 
     def snapshot(self) -> dict[str, float]:
         return dict(self.values)

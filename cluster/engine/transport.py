@@ -1,9 +1,10 @@
 """How the pipeline's parts call each other: Ray actors, or plain objects in one process.
 
 Every actor is a plain class; a :class:`Transport` is the only place that
-knows whether a handle is a Ray actor (``handle.method.remote``, ``ray.wait``,
-``ray.get``) or the plain object itself (a call runs at once). So the whole
-pipeline runs without Ray for tests and simulation, and with Ray unchanged.
+knows whether a handle is a Ray actor (``cluster.runtime.transport``) or the
+plain object itself (:class:`LocalTransport`: a call runs at once). So the
+whole pipeline runs without Ray for tests and simulation, and with Ray
+unchanged.
 """
 
 from __future__ import annotations
@@ -54,40 +55,3 @@ class LocalTransport:
         if future.error is not None:
             raise future.error
         return future.value
-
-
-class RayTransport:
-    """Calls Ray actors; a lost or silent actor surfaces as :class:`HostLost`."""
-
-    def __init__(self) -> None:
-        import ray
-
-        self.ray = ray
-
-    def call(self, handle: Any, method: str, *args: Any) -> Any:
-        return getattr(handle, method).remote(*args)
-
-    def wait(
-        self, futures: Sequence[Any], num_returns: int, timeout: float | None
-    ) -> tuple[list[Any], list[Any]]:
-        return self.ray.wait(list(futures), num_returns=num_returns, timeout=timeout)
-
-    def get(self, future: Any, timeout: float | None = None) -> Any:
-        from ray import exceptions as rex
-
-        try:
-            return self.ray.get(future, timeout=timeout)
-        except (
-            rex.RayActorError,
-            rex.ActorUnavailableError,
-            rex.GetTimeoutError,
-            rex.ObjectLostError,
-        ) as exc:
-            raise HostLost(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-        except rex.RayTaskError as exc:
-            raise exc.as_instanceof_cause() from None
-
-
-def make_transport(kind: str) -> Transport:
-    """Return the transport for ``kind``: "ray" (actors) or "local" (plain objects)."""
-    return RayTransport() if kind == "ray" else LocalTransport()

@@ -1,10 +1,12 @@
 """Thin Ray wrappers around the plain actor classes, with resources set where they are made.
 
-:func:`deploy` starts the coordinator (named, detached, ``max_restarts=-1``,
-calls retried across restarts), the coprocessor hosts (GPUs with
-``num_gpus``, placed by an optional custom resource, restarted but never
-retried: a lost job is re-auctioned instead) and the operator hosts.
-:func:`deploy_local` builds the same objects in this process, without Ray.
+Each wrapper adds only what needs Ray: its node and GPUs, and Ray's metric
+exporter. :func:`deploy` starts the coordinator (named, detached,
+``max_restarts=-1``, calls retried across restarts), the coprocessor hosts
+(GPUs with ``num_gpus``, placed by an optional custom resource, restarted but
+never retried: a lost job is re-auctioned instead) and the operator hosts.
+:func:`deploy_local` builds the same plain objects in this process, without
+Ray; :func:`find_deployment` finds a detached deployment by its names.
 """
 
 from __future__ import annotations
@@ -13,16 +15,67 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
+
 from cluster.config.schema import RunConfig
 from cluster.engine.coordinator import Coordinator
 from cluster.engine.coprocessor_host import CoprocessorHost
-from cluster.engine.network import coprocessor_placement, operator_placement
+from cluster.engine.network import Placement
 from cluster.engine.operator_host import OperatorHost
-from cluster.runtime.nodes import pinned_here
+from cluster.engine.telemetry import Exporter
+from cluster.engine.transport import LocalTransport
+from cluster.runtime.metrics import RayExporter
+from cluster.runtime.nodes import current_node_id, pinned_here
+from cluster.runtime.transport import RayTransport
 
-COORDINATOR_NAME = "stakeray-coordinator"
 NAMESPACE = "stakeray"
 """Every stakeray actor lives in this Ray namespace, so later commands find them by name."""
+
+
+@dataclass(frozen=True)
+class ActorNames:
+    """The Ray names of one network's actors (``prefix`` keeps concurrent runs apart)."""
+
+    prefix: str = ""
+
+    @property
+    def coordinator(self) -> str:
+        return f"{self.prefix}stakeray-coordinator"
+
+    def operator_host(self, i: int) -> str:
+        return f"{self.prefix}stakeray-operator-host-{i}"
+
+    def coprocessor_host(self, i: int) -> str:
+        return f"{self.prefix}stakeray-coprocessor-host-{i}"
+
+
+COORDINATOR_NAME = ActorNames().coordinator
+
+
+class CoordinatorActor(Coordinator):
+    """The coordinator in Ray: reports its node, exports metrics to Ray."""
+
+    def make_exporter(self, network: str, names: tuple[str, ...]) -> Exporter | None:
+        return RayExporter(network, names)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "node_id": current_node_id()}
+
+
+class OperatorHostActor(OperatorHost):
+    """An operator host in Ray: exports metrics to Ray."""
+
+    def make_exporter(self, network: str, names: tuple[str, ...]) -> Exporter | None:
+        return RayExporter(network, names)
+
+
+class CoprocessorHostActor(CoprocessorHost):
+    """A coprocessor host in Ray: reports its node and the GPUs Ray gave it."""
+
+    def info(self) -> dict[str, Any]:
+        context = ray.get_runtime_context()
+        gpus = [str(g) for g in context.get_accelerator_ids().get("GPU", [])]
+        return {**super().info(), "node_id": context.get_node_id(), "gpu_ids": gpus}
 
 
 @dataclass
@@ -33,7 +86,6 @@ class Deployment:
     operator_hosts: list[Any]
     coprocessor_hosts: list[Any]
     host_of: dict[str, int]
-    namespace: str = ""
 
     def handles(self) -> list[Any]:
         return [*self.operator_hosts, *self.coprocessor_hosts, self.coordinator]
@@ -80,25 +132,24 @@ def deploy(
     config: RunConfig, directory: Path, *, detached: bool = True, prefix: str = ""
 ) -> Deployment:
     """Start the actors on the connected Ray cluster; wait until each answers once."""
-    import ray
-
-    name = f"{prefix}{COORDINATOR_NAME}"
+    names = ActorNames(prefix)
+    placement = Placement.of(config)
     coordinator = (
-        ray.remote(Coordinator)
-        .options(**coordinator_options(config, name, detached))
+        ray.remote(CoordinatorActor)
+        .options(**coordinator_options(config, names.coordinator, detached))
         .remote(config, str(directory))
     )
     lifetime = {"lifetime": "detached"} if detached else {}
-    names = {c.name: c for c in config.network.coprocessors}
-    copro_cls = ray.remote(CoprocessorHost)
+    copro = {c.name: c for c in config.network.coprocessors}
+    copro_cls = ray.remote(CoprocessorHostActor)
     copro_options = {**coprocessor_options(config), **lifetime}
     coprocessor_hosts = [
-        copro_cls.options(name=f"{prefix}stakeray-coprocessor-host-{i}", **copro_options).remote(
-            i, [names[n] for n in group], config.seed
+        copro_cls.options(name=names.coprocessor_host(i), **copro_options).remote(
+            i, [copro[n] for n in group], config.seed
         )
-        for i, group in enumerate(coprocessor_placement(config))
+        for i, group in enumerate(placement.coprocessor_groups)
     ]
-    op_cls = ray.remote(OperatorHost)
+    op_cls = ray.remote(OperatorHostActor)
     # Threads let one host run several batches at once: while one waits for its
     # coprocessors, another verifies and settles, so the coprocessors never idle.
     op_options = {
@@ -108,51 +159,46 @@ def deploy(
         "max_concurrency": max(2, config.network.market.max_inflight),
         **lifetime,
     }
-    placement = operator_placement(config)
     operator_hosts = [
-        op_cls.options(name=f"{prefix}stakeray-operator-host-{i}", **op_options).remote(
-            i, group, config, coordinator, coprocessor_hosts, "ray", directory.name
+        op_cls.options(name=names.operator_host(i), **op_options).remote(
+            i, group, config, coordinator, coprocessor_hosts, RayTransport(), directory.name
         )
-        for i, group in enumerate(placement)
+        for i, group in enumerate(placement.operator_groups)
     ]
     ray.get(
         [coordinator.ping.remote()]
         + [h.info.remote() for h in coprocessor_hosts]
         + [h.__ray_ready__.remote() for h in operator_hosts]
     )
-    host_of = {op: i for i, group in enumerate(placement) for op in group}
-    return Deployment(coordinator, operator_hosts, coprocessor_hosts, host_of)
+    return Deployment(coordinator, operator_hosts, coprocessor_hosts, placement.operator_host)
 
 
 def deploy_local(config: RunConfig, directory: Path, *, fsync: bool = True) -> Deployment:
     """Build the same pipeline as plain objects in this process (no Ray)."""
+    placement = Placement.of(config)
     coordinator = Coordinator(config, str(directory), fsync=fsync)
-    names = {c.name: c for c in config.network.coprocessors}
+    copro = {c.name: c for c in config.network.coprocessors}
     coprocessor_hosts = [
-        CoprocessorHost(i, [names[n] for n in group], config.seed)
-        for i, group in enumerate(coprocessor_placement(config))
+        CoprocessorHost(i, [copro[n] for n in group], config.seed)
+        for i, group in enumerate(placement.coprocessor_groups)
     ]
-    placement = operator_placement(config)
+    transport = LocalTransport()
     operator_hosts = [
-        OperatorHost(i, group, config, coordinator, coprocessor_hosts, "local", directory.name)
-        for i, group in enumerate(placement)
+        OperatorHost(i, group, config, coordinator, coprocessor_hosts, transport, directory.name)
+        for i, group in enumerate(placement.operator_groups)
     ]
-    host_of = {op: i for i, group in enumerate(placement) for op in group}
-    return Deployment(coordinator, operator_hosts, coprocessor_hosts, host_of)
+    return Deployment(coordinator, operator_hosts, coprocessor_hosts, placement.operator_host)
 
 
 def find_deployment(config: RunConfig, prefix: str = "") -> Deployment:
     """Return handles to a detached deployment made by :func:`deploy` (``stakeray up``)."""
-    import ray
-
-    coordinator = ray.get_actor(f"{prefix}{COORDINATOR_NAME}")
+    names = ActorNames(prefix)
+    placement = Placement.of(config)
+    coordinator = ray.get_actor(names.coordinator)
     coprocessor_hosts = [
-        ray.get_actor(f"{prefix}stakeray-coprocessor-host-{i}")
-        for i in range(len(coprocessor_placement(config)))
+        ray.get_actor(names.coprocessor_host(i)) for i in range(len(placement.coprocessor_groups))
     ]
-    placement = operator_placement(config)
     operator_hosts = [
-        ray.get_actor(f"{prefix}stakeray-operator-host-{i}") for i in range(len(placement))
+        ray.get_actor(names.operator_host(i)) for i in range(len(placement.operator_groups))
     ]
-    host_of = {op: i for i, group in enumerate(placement) for op in group}
-    return Deployment(coordinator, operator_hosts, coprocessor_hosts, host_of)
+    return Deployment(coordinator, operator_hosts, coprocessor_hosts, placement.operator_host)

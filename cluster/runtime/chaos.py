@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from protocol.errors import StakerayError
+
 log = logging.getLogger("stakeray.chaos")
 
 FAULTS = ("kill-coordinator", "kill-coprocessor", "kill-node")
 
 
-class ChaosError(ValueError):
+class ChaosError(StakerayError, ValueError):
     """A ``--chaos`` value that cannot be parsed (one line naming the part)."""
 
 

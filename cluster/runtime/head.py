@@ -7,24 +7,31 @@ Token authentication is on: Ray 2.60's ``ray start`` enables it only when it
 finds a token, so a token is made first (``~/.ray/auth_token``, as ``ray
 get-auth-token --generate`` does) and the head is started with
 ``RAY_AUTH_MODE=token``; this user's later commands find the same token.
+The token is a secret: it is made under umask 077 (so the file is 0600 and
+``~/.ray`` 0700), and an existing token file that others may read is
+tightened to 0600.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from protocol.errors import StakerayError
 
 READY = "Ray runtime started"
 HEAD_LOG = "ray-head.log"
 """The local head's output, in the run directory."""
 
 
-class HeadError(Exception):
+class HeadError(StakerayError):
     """The local head cannot start (one line)."""
 
 
@@ -34,17 +41,66 @@ def ray_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
 
 
+def token_path() -> Path:
+    """Return the token file Ray makes and reads by default: ``~/.ray/auth_token``."""
+    return Path.home() / ".ray" / "auth_token"
+
+
 def ensure_token() -> None:
-    """Make the cluster token if this user has none (``ray get-auth-token --generate``)."""
+    """Make the cluster token if this user has none (``ray get-auth-token --generate``).
+
+    Ray writes it with ``open(path, "w")``, so the umask decides its mode: the
+    command runs under umask 077 (file 0600). Then :func:`secure_token`.
+    """
     done = subprocess.run(
         [*ray_command(), "get-auth-token", "--generate"],
         capture_output=True,
         text=True,
         check=False,
+        umask=0o077,
     )
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
         raise HeadError(f"ray get-auth-token failed: {tail[0] if tail else done.returncode}")
+    secure_token()
+
+
+def offer_token() -> None:
+    """Present this user's token from this process to the clusters it starts or joins.
+
+    Ray reads ``RAY_AUTH_MODE`` when it is imported; this turns token mode on
+    afterwards, for this process and the Ray processes it starts, when the
+    mode was not set and a token exists.
+    """
+    from ray._private.authentication.authentication_token_setup import (
+        maybe_enable_token_auth_if_token_available,
+    )
+
+    quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level, quiet.level = quiet.level, logging.ERROR  # its "enabled" notice is not news here
+    try:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        quiet.setLevel(level)
+
+
+def secure_token(path: Path | None = None) -> None:
+    """Make the token file readable and writable by its owner only (0600) if it is wider."""
+    path = token_path() if path is None else path
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return  # the token is elsewhere (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)
+    except OSError as exc:
+        raise HeadError(f"{path}: cannot check the token's permissions: {exc.strerror}") from None
+    if stat.S_ISREG(mode) and stat.S_IMODE(mode) & 0o077:
+        try:
+            os.chmod(path, 0o600)
+        except OSError as exc:
+            raise HeadError(
+                f"{path}: the Ray token is readable by others (mode {stat.S_IMODE(mode):o})"
+                f" and cannot be made 0600: {exc.strerror}"
+            ) from None
 
 
 def start_ray(

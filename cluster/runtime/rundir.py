@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cluster.analysis.history import write_rounds_csv
-from cluster.engine.operator_host import TaskRecord
-from cluster.engine.transport import make_transport
+from cluster.engine.messages import TaskRecord, TaskState, parse_status
+from cluster.engine.transport import Transport
 from cluster.runtime.actors import Deployment
+from cluster.runtime.transport import RayTransport
+from protocol.state import Outcome
 
 TASK_COLUMNS = [
     "task_id",
@@ -30,6 +33,9 @@ TASK_COLUMNS = [
     "latency_s",
 ]
 RUN_FILES = ("tasks.csv", "rounds.csv", "summary.json")
+SUMMARY_OUTCOMES = (Outcome.SETTLED, Outcome.REFUNDED, Outcome.FAILED)
+"""The outcomes ``summary.json`` counts as ``tasks_settled``, ``tasks_refunded``, ``tasks_failed``
+(and ``stakeray verify`` checks against the ledger)."""
 STATE_FILE = "cluster.json"
 """A network's state between commands: the Ray address, the head `up` started, busy time."""
 
@@ -49,7 +55,7 @@ class RunResult:
 def finish_directory(
     out: Path,
     deployment: Deployment,
-    transport: str,
+    transport: Transport,
     records: list[TaskRecord] | None,
     elapsed: float,
     chaos: list[Any] | None = None,
@@ -58,10 +64,9 @@ def finish_directory(
     """Drain, reconcile task rows with the ledger, close it, write the run's files.
 
     ``records`` None reads the rows earlier submissions appended to ``tasks.csv``;
-    ``transport`` is the kind ("ray" or "local"); ``report`` writes the report too.
+    ``report`` writes the report too.
     """
-    channel = make_transport(transport)
-    call, get = channel.call, channel.get
+    call, get = transport.call, transport.get
     coordinator = deployment.coordinator
     if records is None:
         records = read_tasks_csv(out / "tasks.csv")
@@ -74,17 +79,15 @@ def finish_directory(
     write_tasks_csv(out / "tasks.csv", records)
     write_rounds_csv(out / "ledger", out / "rounds.csv")
     rewards, fees = operator_totals(out / "rounds.csv")
-    outcomes = ("settled", "refunded", "failed")
-    counts = {k: sum(1 for r in records if r.outcome == k) for k in outcomes}
+    counts = Counter(r.outcome for r in records)
     summary = {
         "tasks_submitted": len(records),
-        "tasks_settled": counts["settled"],
-        "tasks_refunded": counts["refunded"],
-        "tasks_failed": counts["failed"],
+        **{f"tasks_{k}": counts[k] for k in SUMMARY_OUTCOMES},
         **jsonable(ledger),
-        "throughput_tasks_per_s": round(counts["settled"] / max(elapsed, 1e-9), 3),
+        "throughput_tasks_per_s": round(counts[Outcome.SETTLED] / max(elapsed, 1e-9), 3),
         "elapsed_s": round(elapsed, 3),
         "coprocessor_slashes": sum(c["slashes"] for c in status["coprocessors"]),
+        "coprocessor_misses": sum(c["misses"] for c in status["coprocessors"]),
         "chaos": chaos or [],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -95,11 +98,11 @@ def finish_directory(
     return RunResult(out, summary, records, status, rewards, fees)
 
 
-def reconcile(record: TaskRecord, state: Any) -> TaskRecord:
+def reconcile(record: TaskRecord, state: TaskState) -> TaskRecord:
     """Take the ledger's final outcome (it decides; a host may have been lost mid-batch)."""
     if record.outcome == state.status:
         return record
-    settled = state.status == "settled"
+    settled = state.status == Outcome.SETTLED
     return TaskRecord(
         record.task_id,
         record.kind,
@@ -152,7 +155,7 @@ def read_tasks_csv(path: Path) -> list[TaskRecord]:
                 int(row["fee"]),
                 int(row["price"]),
                 int(row["attempts"]),
-                row["outcome"],
+                parse_status(row["outcome"]),
                 float(row["latency_s"]),
             )
             for row in csv.DictReader(fh)
@@ -198,6 +201,6 @@ def record_submission(directory: Path, records: list[TaskRecord], elapsed: float
 def finish_network(directory: Path, deployment: Deployment) -> dict[str, Any]:
     """Finish a network for ``stakeray down``: every run file and the report; return the summary."""
     elapsed = read_state(directory).get("elapsed_s", 0.0)
-    result = finish_directory(directory, deployment, "ray", None, elapsed, report=True)
+    result = finish_directory(directory, deployment, RayTransport(), None, elapsed, report=True)
     (directory / STATE_FILE).unlink(missing_ok=True)
     return result.summary

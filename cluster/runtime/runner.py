@@ -15,20 +15,24 @@ from typing import Any
 
 from cluster.config.schema import RunConfig
 from cluster.config.workload import generate_tasks
-from cluster.engine.gateway import Gateway, Progress
-from cluster.engine.operator_host import TaskRecord
-from cluster.engine.transport import LocalTransport, RayTransport, Transport
+from cluster.engine.gateway import Gateway
+from cluster.engine.messages import TaskRecord
+from cluster.engine.progress import Progress
+from cluster.engine.transport import LocalTransport, Transport
 from cluster.runtime.actors import NAMESPACE, Deployment, deploy, deploy_local
 from cluster.runtime.chaos import ChaosMonkey, ChaosPlan
+from cluster.runtime.head import ensure_token, offer_token
 from cluster.runtime.nodes import on_node
 from cluster.runtime.rundir import RunResult, finish_directory
+from cluster.runtime.transport import RayTransport
+from protocol.errors import StakerayError
 
 log = logging.getLogger("stakeray.run")
 
 DEFAULT_COPROCESSOR_RESOURCE = "stakeray-coprocessor"
 
 
-class RunError(Exception):
+class RunError(StakerayError):
     """The run cannot start or finish (one line)."""
 
 
@@ -96,8 +100,12 @@ def ray_session(
         if address:
             ray.init(address=address, **common)
         else:
-            # An embedded cluster lives and dies with this process and listens locally.
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            # An embedded cluster lives and dies with this process. Ray listens on every
+            # interface, so it admits only clients holding this user's token (as `up`),
+            # unless the user turned authentication off (RAY_AUTH_MODE=disabled).
+            if os.environ.get("RAY_AUTH_MODE") != "disabled":
+                ensure_token()
+                offer_token()
             head: dict[str, Any] = {
                 "num_cpus": max(2, os.cpu_count() or 2),
                 "include_dashboard": False,
@@ -124,7 +132,9 @@ def ray_session(
                 resources = {hosts.coprocessor_resource: 1} if hosts.coprocessor_resource else {}
                 if hosts.coordinator_resource:
                     resources[hosts.coordinator_resource] = 1
-                ray.init(resources=resources, **head, **common)
+                # "local": always a new cluster, never one named by ray_current_cluster
+                # (a network `up` started and `down` stopped leaves that file behind).
+                ray.init(address="local", resources=resources, **head, **common)
         check_resources(config, ray.cluster_resources())
         yield session
     finally:
@@ -246,9 +256,10 @@ def execute(
         monkey=monkey,
     )
     chaos = [list(e) for e in monkey.done] if monkey is not None else []
-    kind = "local" if isinstance(transport, LocalTransport) else "ray"
-    node = transport.get(transport.call(deployment.coordinator, "describe"))["node_id"]
-    return on_node(node, finish_directory, out, deployment, kind, records, elapsed, chaos, report)
+    node = transport.get(transport.call(deployment.coordinator, "describe")).get("node_id")
+    return on_node(
+        node, finish_directory, out, deployment, transport, records, elapsed, chaos, report
+    )
 
 
 def feed(
