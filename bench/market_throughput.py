@@ -47,8 +47,8 @@ import workers  # noqa: E402
 from cluster.config.schema import RunConfig  # noqa: E402
 from cluster.config.workload import GeneratedTask, WorkloadSpec, generate_tasks  # noqa: E402
 from cluster.engine.gateway import Gateway  # noqa: E402
-from cluster.runtime.transport import RayTransport  # noqa: E402
 from cluster.runtime.actors import NAMESPACE, deploy  # noqa: E402
+from cluster.runtime.transport import RayTransport  # noqa: E402
 
 SMALL_TARGET = 3.0
 LARGE_TARGET = 0.9
@@ -96,7 +96,7 @@ def market_rate(config: RunConfig, tasks: list[GeneratedTask]) -> float:
             warm = [GeneratedTask(10**9 + i, 0.0, t.spec, t.fee) for i, t in enumerate(tasks[:8])]
             gateway.run(warm, paced=False)
             start = time.perf_counter()
-            records = gateway.run(tasks, first_id=0, paced=False)
+            records = gateway.run(tasks, paced=False)
             elapsed = time.perf_counter() - start
         finally:
             for handle in deployment.handles():

@@ -12,6 +12,7 @@ from .errors import (
 )
 from .params import Params
 from .staking import check_ppm
+from .staking import register_operator as register
 from .state import PendingCommission, State
 from .units import PPM, Address, Ppm
 
@@ -44,6 +45,15 @@ def check_commission_change(
         raise UnknownOperator(f"operator {operator!r}: not a registered operator")
     if sender is not None and sender != operator:
         raise NotOwner(f"sender {sender!r}: does not own operator {operator!r}")
+    check_takes(params, reward_cut, fee_share)
+    old = get_commission(state, operator)
+    if (reward_cut, fee_share) == old:
+        raise CommissionUnchanged(f"commission: already reward_cut={old[0]} fee_share={old[1]}")
+    check_cooldown(state, params, operator, old, (reward_cut, fee_share))
+
+
+def check_takes(params: Params, reward_cut: Ppm, fee_share: Ppm) -> None:
+    """Refuse a reward cut or fee take (``PPM - fee_share``) outside [min_take, max_take]."""
     check_ppm(reward_cut, "reward_cut")
     check_ppm(fee_share, "fee_share")
     for name, take in (("reward_cut", reward_cut), ("fee take", PPM - fee_share)):
@@ -51,19 +61,43 @@ def check_commission_change(
             raise CommissionTooHigh(f"{name}: {take} above max_take {params.max_take}")
         if take < params.min_take:
             raise CommissionTooLow(f"{name}: {take} below min_take {params.min_take}")
-    old = get_commission(state, operator)
-    if (reward_cut, fee_share) == old:
-        raise CommissionUnchanged(f"commission: already reward_cut={old[0]} fee_share={old[1]}")
-    last = pool.last_commission_change
-    if (
-        is_increase(old, (reward_cut, fee_share))
-        and last is not None
-        and state.round - last <= params.take_cooldown_rounds
-    ):
+
+
+def check_cooldown(
+    state: State, params: Params, operator: Address, old: tuple[Ppm, Ppm], new: tuple[Ppm, Ppm]
+) -> None:
+    """Refuse raising a take within ``take_cooldown_rounds`` of the last change (0: no
+    cooldown, as Bittensor's rate limit of 0)."""
+    last = state.pools[operator].last_commission_change
+    cooldown = params.take_cooldown_rounds
+    within = last is not None and cooldown > 0 and state.round - last <= cooldown
+    if within and is_increase(old, new):
         raise CommissionCooldown(
-            f"commission: increase allowed after round {last + params.take_cooldown_rounds}, "
-            f"now {state.round}"
+            f"commission: increase allowed after round {last + cooldown}, now {state.round}"
         )
+
+
+def register_operator(
+    state: State, params: Params, operator: Address, reward_cut: Ppm, fee_share: Ppm
+) -> None:
+    """Register ``operator`` with a commission inside the take bounds (SPEC 4, 5).
+
+    An operator that resigned and registers again keeps the commission it had
+    in force; a different one is a commission change like any other: refused
+    as a raise inside the cooldown, else effective next round.
+    """
+    check_takes(params, reward_cut, fee_share)
+    pool = state.pools.get(operator)
+    if pool is None or not pool.ever_registered or pool.registered:
+        register(state, params, operator, reward_cut, fee_share)
+        return
+    old, new = get_commission(state, operator), (reward_cut, fee_share)
+    if new != old:
+        check_cooldown(state, params, operator, old, new)
+    register(state, params, operator, pool.reward_cut, pool.fee_share)
+    if new != old:
+        state.pending_commissions[operator] = PendingCommission(reward_cut, fee_share, state.round)
+        pool.last_commission_change = state.round
 
 
 def request_commission_change(

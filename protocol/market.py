@@ -45,7 +45,7 @@ from .staking import (
     is_registered,
 )
 from .state import Coprocessor, Lock, Outcome, State, Task
-from .units import PPM, Address, Amount, is_int, ppm_of
+from .units import PPM, Address, Amount, Ppm, is_int, ppm_of
 
 # --- pure helpers --------------------------------------------------------------
 
@@ -236,26 +236,53 @@ def withdraw_collateral(state: State, address: Address, lock_id: int) -> Amount:
 # --- tasks --------------------------------------------------------------------
 
 
-def escrow_tasks(state: State, client: Address, tasks: Sequence[tuple[int, Amount]]) -> Amount:
-    """Put the fees of new tasks in escrow, all or nothing; return the total."""
+ESCROW_KEYS_KEPT = 4096
+"""How many recent escrow keys the state remembers (a retried batch is recognised by its key)."""
+
+
+def escrow_tasks(
+    state: State, client: Address, tasks: Sequence[tuple[int, Amount]], key: str | None = None
+) -> Amount:
+    """Put the fees of new tasks in escrow, all or nothing; return the total.
+
+    Task ids are fresh: each at least ``next_task_id`` and increasing, so no
+    client can take an id another was given. ``key`` names the batch: the
+    same key again (a retried call) is refused as a duplicate, and the state
+    remembers the first id each of the last ``ESCROW_KEYS_KEPT`` keys got.
+    """
     check_account(state, client)
-    seen: set[int] = set()
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 128):
+        raise InvalidAmount(f"key: must be a string of 1 to 128 characters, got {key!r}")
+    if key is not None and key in state.escrow_keys:
+        raise DuplicateTransaction(
+            f"key {key!r}: batch already escrowed from task id {state.escrow_keys[key]}"
+        )
     total = 0
+    last = state.next_task_id - 1
     for i, row in enumerate(tasks):
         if not isinstance(row, tuple | list) or len(row) != 2:
             raise InvalidAmount(f"tasks[{i}]: must be (task_id, fee)")
         task_id, fee = row
         check_int(task_id, f"tasks[{i}].task_id", InvalidAmount, low=0, high=MAX_ID)
         check_amount(fee, f"tasks[{i}].fee")
-        if task_id in seen or task_id in state.tasks or task_id in state.finished:
-            raise DuplicateTransaction(f"tasks[{i}].task_id {task_id}: already submitted")
-        seen.add(task_id)
+        if task_id <= last:
+            raise DuplicateTransaction(
+                f"tasks[{i}].task_id {task_id}: taken; ids must be fresh and increasing"
+                f" (next free {max(last + 1, state.next_task_id)})"
+            )
+        last = task_id
         total += fee
     if state.balances.get(client, 0) < total:
         raise InsufficientBalance(f"tasks: fees {total} exceed the liquid balance of {client!r}")
     state.balances[client] -= total
     for task_id, fee in tasks:
         state.tasks[task_id] = Task(id=task_id, client=client, fee=fee, created_round=state.round)
+    if key is not None and tasks:
+        state.escrow_keys[key] = tasks[0][0]
+        state.escrow_key_order.append(key)
+        if len(state.escrow_key_order) > ESCROW_KEYS_KEPT:
+            del state.escrow_keys[state.escrow_key_order.pop(0)]
+    state.next_task_id = last + 1
     state.totals.liquid -= total
     state.totals.task_escrow += total
     return total
@@ -429,15 +456,7 @@ def fail_operator(
 ) -> Amount:
     """The operator missed the task's deadline: slash it and refund the client (SPEC 7)."""
     task = get_task_or_raise(state, task_id)
-    operator = task.operator
-    if operator is None or not is_registered(state, operator):
-        raise TaskStateError(f"task_id {task_id}: no registered operator holds it")
-    state.pools[operator].observed += 1
-    release_coprocessor(state, task, 0)
-    refund_task(state, task_id, outcome=Outcome.FAILED)
-    if params.slash_fraction == 0:
-        return 0
-    return slash_operator(state, params, operator, params.slash_fraction, finder)
+    return fail_operator_task(state, params, task, params.slash_fraction, finder)
 
 
 def expire_task(state: State, params: Params, task_id: int) -> Amount:
@@ -448,15 +467,25 @@ def expire_task(state: State, params: Params, task_id: int) -> Amount:
     the amount taken.
     """
     task = get_task_or_raise(state, task_id)
-    operator = task.operator
-    if not task.assigned or operator is None or not is_registered(state, operator):
+    if not task.assigned:
         raise TaskStateError(f"task_id {task_id}: no registered operator holds it")
+    return fail_operator_task(state, params, task, params.liveness_penalty, None)
+
+
+def fail_operator_task(
+    state: State, params: Params, task: Task, fraction: Ppm, finder: Address | None
+) -> Amount:
+    """End ``task`` as its operator's failure: a reputation failure, the client refunded,
+    ``fraction`` of the operator's stake slashed (SPEC 7). Return the amount taken."""
+    operator = task.operator
+    if operator is None or not is_registered(state, operator):
+        raise TaskStateError(f"task_id {task.id}: no registered operator holds it")
     state.pools[operator].observed += 1
     release_coprocessor(state, task, 0)
-    refund_task(state, task_id, outcome=Outcome.FAILED)
-    if params.liveness_penalty == 0:
+    refund_task(state, task.id, outcome=Outcome.FAILED)
+    if fraction == 0:
         return 0
-    return slash_operator(state, params, operator, params.liveness_penalty, None)
+    return slash_operator(state, params, operator, fraction, finder)
 
 
 def audit_fault(

@@ -244,6 +244,9 @@ class State:
     coprocessors: dict[Address, Coprocessor] = field(default_factory=dict)
     tasks: dict[int, Task] = field(default_factory=dict)
     finished: dict[int, tuple[Outcome, Address | None]] = field(default_factory=dict)
+    next_task_id: int = 0
+    escrow_keys: dict[str, int] = field(default_factory=dict)
+    escrow_key_order: list[str] = field(default_factory=list)
     nonces: dict[Address, int] = field(default_factory=dict)
     totals: Totals = field(default_factory=Totals)
 

@@ -39,11 +39,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, TypeAdapter
 from pydantic_core import PydanticUndefined
 
 from . import codec, earnings, governance, market, staking
-from .commission import get_commission, request_commission_change
+from .commission import get_commission, register_operator, request_commission_change
 from .errors import (
     AlreadyCheckpointed,
     DuplicateTransaction,
@@ -97,10 +97,13 @@ class _Marker:
         return self.name
 
 
+Int = Annotated[int, Strict()]
+"""An integer field that refuses bools and numeric strings when decoded (never coerced)."""
+
 TOKENS = _Marker("TOKENS")
 """Field marker: a token amount (base units) that users type in tokens (``stakeray tx``)."""
 
-Tokens = Annotated[int, TOKENS]
+Tokens = Annotated[Int, TOKENS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +282,7 @@ class Genesis(Tx):
     kind: Literal["genesis"] = "genesis"
     public = False
     params: dict[str, Any]
-    balances: dict[str, int]
+    balances: dict[str, Int]
 
     def rule(self, machine: Machine) -> Any:
         raise TypeError("genesis starts a log; build the protocol with Protocol.from_genesis")
@@ -344,11 +347,11 @@ class RegisterOperator(Tx):
     signer = "operator"
     cli = "register"
     operator: str
-    reward_cut: Annotated[int, CallDefault(0)]
-    fee_share: Annotated[int, CallDefault(1_000_000)]
+    reward_cut: Annotated[Int, CallDefault(0)]
+    fee_share: Annotated[Int, CallDefault(1_000_000)]
 
     def rule(self, machine: Machine) -> None:
-        staking.register_operator(
+        register_operator(
             machine.state, machine.params, self.operator, self.reward_cut, self.fee_share
         )
 
@@ -364,8 +367,8 @@ class SetCommission(Tx):
     filled_by_signer = "sender"
     cli = "commission"
     operator: str
-    reward_cut: int | None = None
-    fee_share: int | None = None
+    reward_cut: Int | None = None
+    fee_share: Int | None = None
     sender: str | None = None
 
     def resolve(self, machine: Machine) -> SetCommission:
@@ -410,7 +413,7 @@ class Rebond(Tx):
     signer = "delegator"
     cli = "rebond"
     delegator: str
-    lock_id: int
+    lock_id: Int
 
     def rule(self, machine: Machine) -> None:
         staking.rebond(machine.state, self.delegator, self.lock_id)
@@ -423,7 +426,7 @@ class WithdrawStake(Tx):
     signer = "delegator"
     cli = "withdraw"
     delegator: str
-    lock_id: int
+    lock_id: Int
 
     def rule(self, machine: Machine) -> int:
         return staking.withdraw_stake(machine.state, self.delegator, self.lock_id)
@@ -503,7 +506,7 @@ class PayFeesBatch(Tx):
     """
 
     kind: Literal["pay_fees_batch"] = "pay_fees_batch"
-    payments: Annotated[list[tuple[str, str, int]], CallConvert(list)]
+    payments: Annotated[list[tuple[str, str, Int]], CallConvert(list)]
 
     def rule(self, machine: Machine) -> int:
         state = machine.state
@@ -527,7 +530,7 @@ class SlashOperator(Tx):
 
     kind: Literal["slash_operator"] = "slash_operator"
     operator: str
-    fraction_ppm: int
+    fraction_ppm: Int
     finder: str | None = None
 
     def rule(self, machine: Machine) -> int:
@@ -548,7 +551,7 @@ class Propose(Tx):
     changes: Annotated[dict[str, Any], CallDefault(None), CallConvert(_dict_or_empty)] = Field(
         default_factory=dict
     )
-    transfers: Annotated[dict[str, int], CallDefault(None), CallConvert(_dict_or_empty)] = Field(
+    transfers: Annotated[dict[str, Int], CallDefault(None), CallConvert(_dict_or_empty)] = Field(
         default_factory=dict
     )
 
@@ -565,7 +568,7 @@ class CastVote(Tx):
     signer = "voter"
     cli = "vote"
     voter: str
-    proposal_id: int
+    proposal_id: Int
     choice: str
 
     def rule(self, machine: Machine) -> None:
@@ -581,8 +584,8 @@ class RegisterCoprocessor(Tx):
     kind: Literal["register_coprocessor"] = "register_coprocessor"
     signer = "coprocessor"
     coprocessor: str
-    collateral: int
-    capacity: int
+    collateral: Int
+    capacity: Int
 
     def rule(self, machine: Machine) -> None:
         market.register_coprocessor(
@@ -621,7 +624,7 @@ class WithdrawCollateral(Tx):
     kind: Literal["withdraw_collateral"] = "withdraw_collateral"
     signer = "coprocessor"
     coprocessor: str
-    lock_id: int
+    lock_id: Int
 
     def rule(self, machine: Machine) -> int:
         return market.withdraw_collateral(machine.state, self.coprocessor, self.lock_id)
@@ -633,23 +636,27 @@ class EscrowTasks(Tx):
     kind: Literal["escrow_tasks"] = "escrow_tasks"
     signer = "client"
     client: str
-    tasks: Annotated[list[tuple[int, int]], CallConvert(_rows)]
+    tasks: Annotated[list[tuple[Int, Int]], CallConvert(_rows)]
+    key: str | None = None
 
     def rule(self, machine: Machine) -> int:
-        return market.escrow_tasks(machine.state, self.client, self.tasks)
+        return market.escrow_tasks(machine.state, self.client, self.tasks, self.key)
 
     def to_plain(self) -> dict[str, Any]:
-        return {"kind": self.kind, "client": self.client, "tasks": self.tasks}
+        plain = {"kind": self.kind, "client": self.client, "tasks": self.tasks}
+        if self.key is not None:  # keyless escrows keep the frames they always had
+            plain["key"] = self.key
+        return plain
 
 
 class AssignTask(Tx):
     """Record the operator (and the auction's winner and clock price) running a task."""
 
     kind: Literal["assign_task"] = "assign_task"
-    task_id: int
+    task_id: Int
     operator: str
     coprocessor: str | None = None
-    price: int | None = None
+    price: Int | None = None
 
     def rule(self, machine: Machine) -> None:
         market.assign_task(
@@ -661,7 +668,7 @@ class SettleTasks(Tx):
     """Settle verified tasks exactly once (finished ids are skipped); return how many."""
 
     kind: Literal["settle_tasks"] = "settle_tasks"
-    task_ids: Annotated[list[int], CallConvert(list)]
+    task_ids: Annotated[list[Int], CallConvert(list)]
 
     def rule(self, machine: Machine) -> int:
         return market.settle_tasks(machine.state, self.task_ids)
@@ -674,7 +681,7 @@ class RefundTask(Tx):
     """Refund an unassigned task's fee to its client (expiry)."""
 
     kind: Literal["refund_task"] = "refund_task"
-    task_id: int
+    task_id: Int
 
     def rule(self, machine: Machine) -> None:
         market.refund_task(machine.state, self.task_id)
@@ -684,7 +691,7 @@ class FailCoprocessor(Tx):
     """Slash the coprocessor that failed a task; re-offer or refund it. Return the slash."""
 
     kind: Literal["fail_coprocessor"] = "fail_coprocessor"
-    task_id: int
+    task_id: Int
 
     def rule(self, machine: Machine) -> int:
         return market.fail_coprocessor(machine.state, machine.params, self.task_id)
@@ -697,7 +704,7 @@ class MissCoprocessor(Tx):
     """
 
     kind: Literal["miss_coprocessor"] = "miss_coprocessor"
-    task_id: int
+    task_id: Int
 
     def rule(self, machine: Machine) -> int:
         return market.miss_coprocessor(machine.state, machine.params, self.task_id)
@@ -710,7 +717,7 @@ class ExpireTask(Tx):
     """
 
     kind: Literal["expire_task"] = "expire_task"
-    task_id: int
+    task_id: Int
 
     def rule(self, machine: Machine) -> int:
         return market.expire_task(machine.state, machine.params, self.task_id)
@@ -720,7 +727,7 @@ class FailOperator(Tx):
     """Slash an operator that missed a task's deadline and refund the client."""
 
     kind: Literal["fail_operator"] = "fail_operator"
-    task_id: int
+    task_id: Int
     finder: str | None = None
 
     def rule(self, machine: Machine) -> int:
@@ -731,7 +738,7 @@ class AuditFault(Tx):
     """Slash an operator whose settled result an audit found wrong."""
 
     kind: Literal["audit_fault"] = "audit_fault"
-    task_id: int
+    task_id: Int
     operator: str
     finder: str | None = None
 
@@ -751,7 +758,7 @@ class Signed(Tx):
     kind: Literal["signed"] = "signed"
     public = False
     sender: str
-    nonce: int
+    nonce: Int
     tx: dict[str, Any]
     _inner: Tx | None = PrivateAttr(default=None)
 

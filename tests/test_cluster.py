@@ -68,6 +68,8 @@ def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.05) -> 
         ("kill-coordinator=x", "kill-coordinator=x"),
         ("kill-coprocessor=1,kill-node=-1", "kill-node=-1"),
         ("kill-coordinator=1, bogus", "bogus"),
+        ("kill-coordinator=101", "kill-coordinator=101"),
+        ("kill-node=" + "9" * 23, "kill-node=" + "9" * 23),
     ],
 )
 def test_chaos_plan_errors_are_one_line_naming_the_part(text: str, part: str) -> None:

@@ -45,12 +45,47 @@ def test_too_high_is_refused() -> None:
     p.check_invariants()
 
 
-def test_registration_accepts_any_value_but_changes_are_bounded() -> None:
-    p = network(reward_cut=500_000)
-    assert p.commission("op") == (500_000, 900_000)
-    # lowering to a value still above max_take is refused: the bound names the rule
-    assert_refused(p, CommissionTooHigh, p.set_commission, "op", reward_cut=400_000)
-    p.set_commission("op", reward_cut=150_000)
+def test_registration_obeys_the_same_bounds_as_a_change() -> None:
+    p = Protocol(Params(), {"op": 10**24, "lo": 10**24})
+    p.bond("op", "op", 800 * TOKEN)
+    # 20 % with max_take at 18 %: refused, as set_commission refuses it
+    assert_refused(p, CommissionTooHigh, p.register_operator, "op", reward_cut=200_000)
+    assert_refused(p, CommissionTooHigh, p.register_operator, "op", 0, fee_share=800_000)
+    p.register_operator("op", reward_cut=180_000, fee_share=PPM - 180_000)  # the bounds
+    assert p.commission("op") == (180_000, PPM - 180_000)
+    q = Protocol(Params(min_take=10_000), {"lo": 10**24})
+    q.bond("lo", "lo", TOKEN)
+    assert_refused(q, CommissionTooLow, q.register_operator, "lo", reward_cut=0)
+
+
+def test_resigning_and_registering_again_cannot_raise_the_take_at_once() -> None:
+    """The attack: unbond the self-bond (resign; delegators stay), register again at a
+    higher take and rebond in the same round. The old take stays in force this round;
+    a raise inside the cooldown is refused."""
+    p = network(reward_cut=50_000)
+    p.set_commission("op", reward_cut=40_000)  # a change: the cooldown runs from here
+    p.initialize_round()
+    p.unbond("op", 800 * TOKEN)  # resigns
+    assert not p.is_registered("op")
+    assert_refused(p, CommissionCooldown, p.register_operator, "op", 180_000, 900_000)
+    p.register_operator("op", reward_cut=30_000, fee_share=900_000)  # a decrease: allowed
+    assert p.commission("op") == (40_000, 900_000)  # in force until next round
+    p.initialize_round()
+    assert p.commission("op") == (30_000, 900_000)
+    q = network(Params(take_cooldown_rounds=0), reward_cut=50_000)
+    q.unbond("op", 800 * TOKEN)
+    q.register_operator("op", reward_cut=180_000, fee_share=900_000)  # no cooldown
+    assert q.commission("op") == (50_000, 900_000)  # but not before the next round
+    q.initialize_round()
+    assert q.commission("op") == (180_000, 900_000)
+
+
+def test_a_zero_cooldown_means_no_cooldown() -> None:
+    p = network(Params(take_cooldown_rounds=0))
+    p.set_commission("op", reward_cut=120_000)
+    p.set_commission("op", reward_cut=150_000)  # a second increase in the same round
+    p.initialize_round()
+    assert p.commission("op") == (150_000, 900_000)
 
 
 def test_too_low_is_refused() -> None:
@@ -118,7 +153,7 @@ def test_unknown_operator_is_refused() -> None:
 
 
 def test_registration_range() -> None:
-    p = Protocol(Params(), {"a": 10**24, "b": 10**24})
+    p = Protocol(Params(max_take=PPM), {"a": 10**24, "b": 10**24})
     p.bond("a", "a", TOKEN)
     assert_refused(p, InvalidFraction, p.register_operator, "a", reward_cut=PPM + 1)
     assert_refused(p, InvalidFraction, p.register_operator, "a", reward_cut=0, fee_share=-1)

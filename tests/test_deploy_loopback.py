@@ -308,3 +308,93 @@ def test_up_without_an_address_starts_a_token_head_and_down_stops_only_it(
     assert cluster.head.process is not None  # and no other Ray on the machine (`ray stop` would)
     assert session_members(cluster.head.process.pid)
     assert "matches summary.json" in stakeray(env, "verify", str(out))
+
+
+def own_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with a home of its own (its own Ray token) and no Ray settings."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(home), RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT))
+    return env
+
+
+def test_many_clients_submit_and_sign_at_once(tmp_path: Path) -> None:
+    """Three ``submit`` and two ``tx`` processes at once: every task its own id, settled once."""
+    env = own_env(tmp_path)
+    keystore = ["--keystore", str(tmp_path / "keys")]
+    alice = stakeray(env, "keys", "new", "alice", *keystore).strip()
+    bob = stakeray(env, "keys", "new", "bob", *keystore).strip()
+    network = tmp_path / "net.yaml"
+    text = NETWORK_LOCAL.read_text().split("\nworkload:")[0]
+    network.write_text(text + f"\n  accounts: {{{alice}: 100, {bob}: 100}}\n")
+    workload = tmp_path / "workload.yaml"
+    workload.write_text(WORKLOAD_YAML)
+    out = tmp_path / "net"
+    stakeray(env, "up", str(network), "--out", str(out), "--port", str(free_port()))
+    head_pid = json.loads((out / "cluster.json").read_text())["head_pid"]
+    dirs = ["--dir", str(out)]
+    try:
+        submits = [
+            [*STAKERAY, "submit", str(workload), *dirs, "--count", "25", "--no-pace", "--quiet"]
+            for _ in range(3)
+        ]
+        bond = ["tx", "bond", "operator=op-alpha", "amount=5"]
+        txs = [[*STAKERAY, *bond, "--key", name, *dirs, *keystore] for name in ("alice", "bob")]
+        procs = [
+            subprocess.Popen(c, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for c in [*submits, *txs]
+        ]
+        outputs = [p.communicate(timeout=300) for p in procs]
+        for p, (_, stderr) in zip(procs, outputs, strict=True):
+            assert p.returncode == 0, stderr.decode()[-2000:]
+        assert all(b"submitted 25 tasks" in o for o, _ in outputs[:3])
+        assert all(b"accepted bond" in o for o, _ in outputs[3:])
+        assert "network down" in stakeray(env, "down", *dirs)
+    finally:
+        stop_head(head_pid)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tasks_submitted"] == 75 and summary["conservation_ok"] is True
+    rows = (out / "tasks.csv").read_text().splitlines()[1:]
+    ids = [int(r.split(",")[0]) for r in rows]
+    assert len(ids) == len(set(ids)) == 75
+    assert "matches summary.json" in stakeray(env, "verify", str(out))
+
+
+def test_a_killed_run_is_recovered_and_verifies(tmp_path: Path) -> None:
+    """``kill -9`` of the ``run`` driver, then the documented recovery: ``up --resume``,
+    ``down``; the run directory is rebuilt from the ledger and ``verify`` passes."""
+    env = own_env(tmp_path)
+    out = tmp_path / "run"
+    run_cmd = [*STAKERAY, "run", str(NETWORK_LOCAL), "--out", str(out), "--quiet", "--no-pace"]
+    driver = subprocess.Popen(
+        run_cmd,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    log = out / "ledger" / "events.log"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (
+            log.exists() and b"settle_tasks" in log.read_bytes()
+        ):
+            time.sleep(0.5)
+        assert driver.poll() is None, "the run ended before it could be killed"
+        time.sleep(2.0)  # a few batches more
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it embedded
+        driver.wait(timeout=30)
+    assert not (out / "summary.json").exists()
+    port = str(free_port())
+    stakeray(env, "up", "--resume", "--out", str(out), "--port", port)
+    head_pid = json.loads((out / "cluster.json").read_text())["head_pid"]
+    try:
+        assert "network down" in stakeray(env, "down", "--dir", str(out))
+    finally:
+        stop_head(head_pid)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tasks_submitted"] > 0 and summary["conservation_ok"] is True
+    assert "matches summary.json" in stakeray(env, "verify", str(out))

@@ -448,10 +448,6 @@ def test_cli_exits_0_or_2_with_one_error_line(
         assert len(lines) == 1 and lines[0].startswith("error: "), (argv, stderr)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cluster/runtime/rundir.py read_state lets a JSONDecodeError out (issue 12 follow-up)",
-)
 def test_a_junk_network_record_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -461,11 +457,6 @@ def test_a_junk_network_record_is_one_line(
     assert capsys.readouterr().err.startswith("error: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cluster/analysis/simulate.py DelegatorsSimConfig.stake is neither ordered nor"
-    " non-negative, and its ranges take inf (issue 12 follow-up)",
-)
 @pytest.mark.parametrize(
     "extra",
     ["delegators: {count: 2, stake: [-10, -5]}\n", "operators: {count: 1, stake: [1, .inf]}\n"],

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from protocol import TOKEN, Params, Protocol
+from protocol import PPM, TOKEN, Params, Protocol
 
 ACCOUNTS = ("op", "op2", "d", "e", "payer")
 STAKERS = ("op", "op2", "d", "e")
@@ -70,8 +70,9 @@ ACTIONS: dict[str, tuple[str, Action]] = {
 }
 
 PARAMS = {
-    "default": Params(unbonding_period=2),
-    "treasury": Params(unbonding_period=2, treasury_cut=150_000),
+    # fee_share 600_000 is a 40 % fee take: above the default max_take, so the bound is wide.
+    "default": Params(unbonding_period=2, max_take=PPM),
+    "treasury": Params(unbonding_period=2, treasury_cut=150_000, max_take=PPM),
 }
 
 

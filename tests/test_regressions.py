@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol import TOKEN, Params, Protocol, ProtocolError
+from protocol import PPM, TOKEN, Params, Protocol, ProtocolError
 
 # A claim loses at most a few base units to rounding per position and round
 # (see tests/test_properties.py::dust_bound); 1000 units is generous here.
@@ -68,7 +68,7 @@ def test_dust_after_a_near_total_own_slash_stays_rounding_sized() -> None:
     millionth of its position (``earnings.RESIDUAL_THRESHOLD``). The operator
     keeps Livepeer's exact numbers meanwhile.
     """
-    p = Protocol(Params(max_active_operators=2), {"o0": 10**23 + 8, "payer": 10**23})
+    p = Protocol(Params(max_active_operators=2, max_take=PPM), {"o0": 10**23 + 8, "payer": 10**23})
     p.bond("o0", "o0", 12_500 * TOKEN + 1)
     p.register_operator("o0", 0, 0)
     for _ in range(47):

@@ -323,7 +323,7 @@ def test_missed_checkpoint() -> None:
 
 def test_fees_split_with_fee_share() -> None:
     """fee_share 60 %: delegators get 60 % pro rata through CFF; the operator keeps the rest."""
-    p = Protocol(Params(), {"op": 10**24, "a": 10**24, "b": 10**24, "payer": 10**24})
+    p = Protocol(Params(max_take=PPM), {"op": 10**24, "a": 10**24, "b": 10**24, "payer": 10**24})
     p.bond("op", "op", 800 * TOKEN)
     p.register_operator("op", reward_cut=180_000, fee_share=600_000)
     p.bond("a", "op", 150 * TOKEN)
@@ -413,7 +413,11 @@ SCHEDULE: list[tuple[list[Event], list[str]]] = [
 
 @pytest.mark.parametrize(
     "params",
-    [Params(), Params(treasury_cut=100_000), Params.livepeer(target_bonding_rate=1_000)],
+    [
+        Params(max_take=PPM),
+        Params(treasury_cut=100_000, max_take=PPM),
+        Params.livepeer(target_bonding_rate=1_000),
+    ],
     ids=["default", "treasury", "livepeer-deflating"],
 )
 def test_multi_round_compounding_matches_reference(params: Params) -> None:

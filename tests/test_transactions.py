@@ -274,7 +274,7 @@ API: dict[str, list[tuple[str, Any]]] = {
     "top_up_collateral": [("coprocessor", REQUIRED), ("amount", REQUIRED)],
     "unbond_collateral": [("coprocessor", REQUIRED), ("amount", REQUIRED)],
     "withdraw_collateral": [("coprocessor", REQUIRED), ("lock_id", REQUIRED)],
-    "escrow_tasks": [("client", REQUIRED), ("tasks", REQUIRED)],
+    "escrow_tasks": [("client", REQUIRED), ("tasks", REQUIRED), ("key", None)],
     "assign_task": [
         ("task_id", REQUIRED),
         ("operator", REQUIRED),
@@ -433,3 +433,14 @@ def test_logged_frames_keep_their_encoding() -> None:
         },
     ]
     assert frames == [codec.pack(e) for e in expected]
+
+
+@pytest.mark.parametrize("value", [True, False, "1", 1.0])
+def test_decoded_integers_are_never_coerced(value: object) -> None:
+    """A transaction from outside (a signed mapping, a log frame) with a bool, a numeric
+    string or a float where an integer belongs is refused, not read as that integer."""
+    with pytest.raises(ValueError, match="lock_id"):
+        txs.parse_tx({"kind": "rebond", "delegator": "a", "lock_id": value})
+    with pytest.raises(ValueError, match="tasks"):
+        txs.parse_tx({"kind": "escrow_tasks", "client": "c", "tasks": [[0, value]]})
+    assert txs.parse_tx({"kind": "rebond", "delegator": "a", "lock_id": 1}).lock_id == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -232,3 +233,39 @@ def replay_delegators(ledger_dir: str | Path) -> tuple[Protocol, list[DelegatorS
             DelegatorStake(address, operator, start_round, start, end, final - start_round + 1)
         )
     return protocol, stakes
+
+
+@dataclass
+class LedgerTask:
+    """A task as the log tells it: fee, assignment, attempts ended by faults, final outcome."""
+
+    task_id: int
+    fee: int = 0
+    operator: str = ""
+    coprocessor: str = ""
+    price: int = 0
+    faults: int = 0
+
+
+def read_tasks(ledger_dir: str | Path, ids: Collection[int]) -> dict[int, LedgerTask]:
+    """Return what the log says of the tasks ``ids``, reading frames without applying them.
+
+    For a run directory whose client died before writing its rows: the ledger
+    is the record, so the tasks it holds are rebuilt from it.
+    """
+    wanted = set(ids)
+    found: dict[int, LedgerTask] = {}
+    with read_log(ledger_dir) as (_, frames):
+        for frame in frames:
+            t = tx.parse_tx(frame.tx) if isinstance(frame, tx.Signed) else frame
+            if isinstance(t, tx.EscrowTasks):
+                for task_id, fee in t.tasks:
+                    if task_id in wanted:
+                        found[task_id] = LedgerTask(task_id, fee)
+            elif isinstance(t, tx.AssignTask) and t.task_id in found:
+                task = found[t.task_id]
+                task.operator, task.coprocessor = t.operator, t.coprocessor or ""
+                task.price = t.price or 0
+            elif isinstance(t, TASK_FAULTS) and t.task_id in found:
+                found[t.task_id].faults += 1
+    return found

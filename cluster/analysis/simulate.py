@@ -60,7 +60,11 @@ from protocol.units import PPM, TOKEN, Address, ppm_of, tokens
 
 CLIENT: Address = "client"
 
-Range = Annotated[list[float], Field(min_length=2, max_length=2)]
+Range = Annotated[
+    list[Annotated[float, Field(ge=0.0, le=1e12, allow_inf_nan=False)]],
+    Field(min_length=2, max_length=2),
+]
+"""``[low, high]``: finite, non-negative, and (checked by each model) ordered."""
 
 
 class ParticipantsConfig(BaseModel):
@@ -107,6 +111,12 @@ class DelegatorsSimConfig(BaseModel):
     redelegate_every: Annotated[int, Field(ge=0)] = 0
     redelegate_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
     sample: Annotated[int, Field(ge=1)] = 5
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.stake[0] > self.stake[1]:
+            raise ValueError(f"stake: need low <= high, got {self.stake}")
+        return self
 
 
 SIMULATOR_KNOBS = ("redelegate_every",)

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import NoneType, UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -288,7 +288,9 @@ def is_int_field(kind: type[Tx], name: str) -> bool:
     """Return whether field ``name`` of ``kind`` is an ``int`` (or ``int | None``)."""
     annotation = kind.model_fields[name].annotation
     if get_origin(annotation) in (Union, UnionType):
-        return int in get_args(annotation) and set(get_args(annotation)) <= {int, NoneType}
+        args = get_args(annotation)
+        members = {get_args(a)[0] if get_origin(a) is Annotated else a for a in args}
+        return int in members and members <= {int, NoneType}
     return annotation is int
 
 

@@ -23,6 +23,7 @@ from cluster.config.schema import CLIENT, RunConfig
 from cluster.engine.clock import RoundClock
 from cluster.engine.faults import RewardMisses
 from cluster.engine.messages import (
+    Escrowed,
     Fault,
     FaultKind,
     MarketView,
@@ -128,27 +129,27 @@ class Coordinator:
     def nonce(self, address: Address) -> int:
         return int(self.p.nonce(address))
 
-    def next_task_id(self) -> int:
-        """Return the first task id no task has used (so each submission gets fresh ids)."""
-        state = self.p.state
-        return max([*state.tasks, *state.finished], default=-1) + 1
-
     # --- the task pipeline --------------------------------------------------------
 
     def escrow(
-        self, rows: Sequence[tuple[int, Amount]], deadline_rounds: int | None = None
-    ) -> MarketView:
-        """Escrow the client's fees for new tasks (ids seen before are skipped)."""
+        self, key: str, fees: Sequence[Amount], deadline_rounds: int | None = None
+    ) -> Escrowed:
+        """Escrow the client's fees for a batch of new tasks under fresh ids; return the first.
+
+        ``key`` names the batch: a call retried after a restart finds its key in
+        the ledger and gets the same ids, escrowed once.
+        """
         state = self.p.state
-        fresh = [(t, fee) for t, fee in rows if t not in state.tasks and t not in state.finished]
-        if fresh:
-            self.p.escrow_tasks(CLIENT, fresh)
+        first = state.escrow_keys.get(key)
+        if first is None:
+            first = state.next_task_id
+            self.p.escrow_tasks(CLIENT, [(first + i, fee) for i, fee in enumerate(fees)], key)
             self.ledger.commit()
-        deadline = deadline_rounds if deadline_rounds is not None else self.default_deadline
-        for t, _ in fresh:
-            self.deadlines[t] = deadline
+            deadline = deadline_rounds if deadline_rounds is not None else self.default_deadline
+            for t in range(first, first + len(fees)):
+                self.deadlines[t] = deadline
         self.maybe_advance()
-        return self.view()
+        return Escrowed(first, self.view())
 
     def assign(self, orders: Sequence[Order]) -> tuple[dict[int, TaskState], MarketView]:
         """Record assignments; a task already assigned keeps (and reports) its assignment."""

@@ -1,17 +1,21 @@
 """The gateway: feeds a workload to the operator hosts with a bounded number of batches in flight.
 
 It runs in the submitting process. Each batch is one ``escrow`` call to the
-coordinator and one ``process`` call per operator host that got tasks; the
-escrow's future is passed to ``process``, so a host starts only once the
-fees are in escrow, and the gateway never waits on a call in a loop: it
-waits for whichever batch finishes first. Operators are picked with the
-round's stake weights (SPEC 6), from the newest view any reply carried.
+coordinator, which gives the batch fresh task ids (so any number of clients
+can submit at once, and none chooses an id), and one ``process`` call per
+operator host that got tasks; the escrow's future is passed to ``process``,
+so a host starts only once the fees are in escrow, and the gateway never
+waits on a call in a loop: it waits for whichever batch finishes first.
+Operators are picked with the round's stake weights (SPEC 6), from the
+newest view any reply carried.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cluster.config.schema import RunConfig
@@ -38,6 +42,7 @@ class Gateway:
         operator_hosts: Sequence[Any],
         host_of: dict[str, int],
         config: RunConfig,
+        session: str | None = None,
     ) -> None:
         self.transport = transport
         self.coordinator = coordinator
@@ -46,13 +51,19 @@ class Gateway:
         self.config = config
         self.params = config.network.protocol_params()
         self.market = config.network.market
+        # Batch keys name a batch on the network, so that a retried escrow is escrowed once:
+        # unique per client (random by default; a network with one client may fix it).
+        self.session = session if session is not None else uuid.uuid4().hex
+        self.batches = 0
 
-    def pick(self, view: MarketView, task_ids: Sequence[int]) -> list[str | None]:
+    def pick(self, view: MarketView, draws: Sequence[int]) -> list[str | None]:
+        """Pick an operator per task with the round's stake weights; ``draws`` (the tasks'
+        places in the workload) seed the draws, so a workload picks the same way each time."""
         names = sorted(n for n in view.active if n in self.host_of)
         return select_operators(
             names,
             [view.active[n] for n in names],
-            task_ids,
+            draws,
             self.config.seed,
             w_stake=self.params.w_stake,
             w_random=self.params.w_random,
@@ -62,17 +73,19 @@ class Gateway:
         self,
         tasks: Sequence[GeneratedTask],
         *,
-        first_id: int = 0,
         deadline_rounds: int | None = None,
         paced: bool = True,
         progress: Progress | None = None,
     ) -> list[TaskRecord]:
-        """Submit ``tasks`` (ids offset by ``first_id``) at their arrival times; return records."""
+        """Submit ``tasks`` at their arrival times; return one record per task, by task id.
+
+        The coordinator gives each batch its task ids when it escrows it.
+        """
         call, get = self.transport.call, self.transport.get
         view: MarketView = get(call(self.coordinator, "view"))
-        inflight: dict[Any, list[int]] = {}
+        inflight: dict[Any, Placed] = {}
         records: dict[int, TaskRecord] = {}
-        lost: list[int] = []
+        lost: list[Placed] = []
         started = time.monotonic()
         i = 0
         while i < len(tasks) or inflight:
@@ -88,7 +101,7 @@ class Gateway:
                 ):
                     batch.append(tasks[i])
                     i += 1
-                view = self.submit(batch, first_id, deadline_rounds, view, inflight)
+                self.submit(batch, deadline_rounds, view, inflight)
                 continue
             timeout = None
             if i < len(tasks) and len(inflight) < self.market.max_inflight:
@@ -98,50 +111,67 @@ class Gateway:
                 continue
             ready, _ = self.transport.wait(list(inflight), 1, timeout)
             for future in ready:
-                ids = inflight.pop(future)
+                placed = inflight.pop(future)
                 try:
                     rows, newer = get(future)
                 except HostLost:
-                    lost.extend(ids)  # the coordinator's final states fill these in
+                    lost.append(placed)  # the coordinator's final states fill these in
                     continue
                 except ProtocolError as exc:
                     raise GatewayError(f"batch refused: {type(exc).__name__}: {exc}") from None
-                if newer is not None and newer.round >= view.round:
+                if newer.round >= view.round:
                     view = newer
                 for row in rows:
                     records[row.task_id] = row
                 if progress is not None:
                     progress.update(rows, view.round)
-        by_id = {first_id + g.task_id: g for g in tasks}
-        return [records[t] for t in sorted(records)] + [
-            lost_record(t, by_id[t]) for t in sorted(lost)
-        ]
+        for placed in lost:
+            try:
+                first = get(placed.escrow).first_id
+            except ProtocolError as exc:
+                raise GatewayError(f"batch refused: {type(exc).__name__}: {exc}") from None
+            for order, task in zip(placed.orders, placed.tasks, strict=True):
+                records[first + order.slot] = lost_record(first + order.slot, task)
+        return [records[t] for t in sorted(records)]
 
     def submit(
         self,
         batch: Sequence[GeneratedTask],
-        first_id: int,
         deadline_rounds: int | None,
         view: MarketView,
-        inflight: dict[Any, list[int]],
-    ) -> MarketView:
-        """Escrow one batch and hand it to the operator hosts (no waiting)."""
+        inflight: dict[Any, Placed],
+    ) -> None:
+        """Escrow one batch and hand it to the operator hosts (no waiting).
+
+        The escrow's answer goes to the hosts as it is (a future): each host
+        starts once the fees are in escrow and learns the tasks' ids from it.
+        """
         call = self.transport.call
-        ids = [first_id + t.task_id for t in batch]
-        picks = self.pick(view, ids)
+        picks = self.pick(view, [g.task_id for g in batch])
         if any(p is None for p in picks):
             raise GatewayError(f"round {view.round}: no active operator is hosted here")
-        rows = [(t, g.fee) for t, g in zip(ids, batch, strict=True)]
-        escrow = call(self.coordinator, "escrow", rows, deadline_rounds)
+        self.batches += 1
+        key = f"{self.session}-{self.batches}"
+        escrow = call(self.coordinator, "escrow", key, [g.fee for g in batch], deadline_rounds)
         now = time.time()
-        per_host: dict[int, list[TaskOrder]] = {}
-        for t, g, operator in zip(ids, batch, picks, strict=True):
+        per_host: dict[int, tuple[list[TaskOrder], list[GeneratedTask]]] = {}
+        for slot, (g, operator) in enumerate(zip(batch, picks, strict=True)):
             assert operator is not None
-            order = TaskOrder(t, operator, g.spec, g.fee, now)
-            per_host.setdefault(self.host_of[operator], []).append(order)
-        for h, orders in per_host.items():
-            inflight[call(self.hosts[h], "process", orders, escrow)] = [o.task_id for o in orders]
-        return view
+            orders, generated = per_host.setdefault(self.host_of[operator], ([], []))
+            orders.append(TaskOrder(slot, operator, g.spec, g.fee, now))
+            generated.append(g)
+        for h, (orders, generated) in per_host.items():
+            future = call(self.hosts[h], "process", orders, escrow)
+            inflight[future] = Placed(escrow, orders, generated)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A batch's share on one operator host: its escrow (a future), orders and workload rows."""
+
+    escrow: Any
+    orders: list[TaskOrder]
+    tasks: list[GeneratedTask]
 
 
 def lost_record(task_id: int, task: GeneratedTask) -> TaskRecord:

@@ -60,6 +60,14 @@ class MarketView:
 
 
 @dataclass(frozen=True, slots=True)
+class Escrowed:
+    """An escrowed batch: its tasks got the ids ``first_id``, ``first_id + 1``, ... in order."""
+
+    first_id: int
+    view: MarketView
+
+
+@dataclass(frozen=True, slots=True)
 class TaskState:
     """A task as the ledger holds it; ``refusal`` says why the last assignment was refused."""
 
@@ -101,9 +109,11 @@ class Receipt:
 
 @dataclass(frozen=True, slots=True)
 class TaskOrder:
-    """A task routed to an operator: its id, the operator, the spec, the fee, when it arrived."""
+    """A task routed to an operator: its place in its escrowed batch (its id is the batch's
+    ``first_id + slot``, known once the escrow is in), the operator, the spec, the fee, and
+    when it arrived."""
 
-    task_id: int
+    slot: int
     operator: Address
     spec: workers.TaskSpec
     fee: Amount

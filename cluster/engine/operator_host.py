@@ -22,6 +22,7 @@ from typing import Any
 import workers
 from cluster.config.schema import RunConfig
 from cluster.engine.messages import (
+    Escrowed,
     Fault,
     FaultKind,
     Job,
@@ -159,15 +160,16 @@ class OperatorHost:
     # --- one batch --------------------------------------------------------------------
 
     def process(
-        self, orders: Sequence[TaskOrder], view: MarketView | None = None
-    ) -> tuple[list[TaskRecord], MarketView | None]:
-        """Run a batch to an outcome per task; return ``tasks.csv`` rows and the newest view."""
+        self, orders: Sequence[TaskOrder], escrowed: Escrowed
+    ) -> tuple[list[TaskRecord], MarketView]:
+        """Run a batch to an outcome per task; return ``tasks.csv`` rows and the newest view.
+
+        ``escrowed`` is the coordinator's answer to the batch's escrow (the call
+        waits for it): the tasks' ids and the view it carried.
+        """
         call, get = self.transport.call, self.transport.get
-        if view is not None:
-            self.view = view
-        if self.view is None:
-            self.view = get(call(self.coordinator, "view"))
-        by_id = {o.task_id: o for o in orders}
+        self.view = escrowed.view
+        by_id = {escrowed.first_id + o.slot: o for o in orders}
         excluded: dict[int, set[Address]] = {t: set() for t in by_id}
         attempts: dict[int, int] = dict.fromkeys(by_id, 0)
         placed: dict[int, tuple[Address | None, Amount]] = {}
@@ -281,11 +283,11 @@ class OperatorHost:
         placed: dict[int, tuple[Address | None, Amount]],
         attempts: dict[int, int],
     ) -> TaskRecord:
-        coprocessor, price = placed.get(order.task_id, (None, 0))
+        coprocessor, price = placed.get(state.task_id, (None, 0))
         settled = state.is_paid
-        tries = attempts.get(order.task_id, 0) + (1 if settled else 0)
+        tries = attempts.get(state.task_id, 0) + (1 if settled else 0)
         return TaskRecord(
-            task_id=order.task_id,
+            task_id=state.task_id,
             kind=order.spec.kind,
             size=order.spec.size,
             operator=order.operator,

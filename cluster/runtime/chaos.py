@@ -16,6 +16,10 @@ log = logging.getLogger("stakeray.chaos")
 FAULTS = ("kill-coordinator", "kill-coprocessor", "kill-node")
 
 
+MAX_STRIKES = 100
+"""The most strikes of one kind a run takes (each kills something and waits for it)."""
+
+
 class ChaosError(StakerayError, ValueError):
     """A ``--chaos`` value that cannot be parsed (one line naming the part)."""
 
@@ -41,6 +45,8 @@ class ChaosPlan:
                 )
             if not sep or not value.isdigit():
                 raise ChaosError(f"--chaos {part!r}: give a count, e.g. {name}=1")
+            if len(value) > 4 or int(value) > MAX_STRIKES:
+                raise ChaosError(f"--chaos {part!r}: at most {MAX_STRIKES} strikes of a kind")
             counts[name] = int(value)
         return cls(counts)
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.analysis.history import write_rounds_csv
-from cluster.engine.messages import TaskRecord, TaskState, parse_status
+from cluster.analysis.history import LedgerTask, read_tasks, write_rounds_csv
+from cluster.engine.messages import TaskRecord, TaskStatus, parse_status
 from cluster.engine.transport import Transport
 from cluster.runtime.actors import Deployment
+from cluster.runtime.errors import RunError
 from cluster.runtime.transport import RayTransport
-from protocol.state import Outcome
+from protocol.state import Outcome, State
 
 TASK_COLUMNS = [
     "task_id",
@@ -71,13 +72,12 @@ def finish_directory(
     if records is None:
         records = read_tasks_csv(out / "tasks.csv")
     get(call(coordinator, "drain"))
-    states = get(call(coordinator, "task_states", [r.task_id for r in records]))
-    records[:] = [reconcile(r, states[r.task_id]) for r in records]
     ledger = get(call(coordinator, "finish"))
     status = get(call(coordinator, "status"))
     get(call(coordinator, "close"))
+    protocol = write_rounds_csv(out / "ledger", out / "rounds.csv")
+    records[:] = from_ledger(out / "ledger", records, protocol.state)
     write_tasks_csv(out / "tasks.csv", records)
-    write_rounds_csv(out / "ledger", out / "rounds.csv")
     rewards, fees = operator_totals(out / "rounds.csv")
     counts = Counter(r.outcome for r in records)
     summary = {
@@ -98,21 +98,58 @@ def finish_directory(
     return RunResult(out, summary, records, status, rewards, fees)
 
 
-def reconcile(record: TaskRecord, state: TaskState) -> TaskRecord:
+def from_ledger(ledger_dir: Path, records: list[TaskRecord], state: State) -> list[TaskRecord]:
+    """Return one row per task the ledger holds, in task id order; the ledger decides.
+
+    A client's row takes the ledger's outcome (a host may have been lost
+    mid-batch); a task no client recorded (its client died before writing
+    its rows, or an outside escrow) gets a row rebuilt from the log, with an
+    empty kind. Rows of ids the ledger never escrowed are dropped.
+    """
+    by_id = {r.task_id: r for r in records}
+    missing = [t for t in [*state.finished, *state.tasks] if t not in by_id]
+    logged = read_tasks(ledger_dir, missing) if missing else {}
+    rows = []
+    for task_id in sorted([*state.finished, *state.tasks]):
+        done = state.finished.get(task_id)
+        status = done[0] if done is not None else TaskStatus.OPEN
+        record = by_id.get(task_id)
+        if record is None:
+            t = logged.get(task_id, LedgerTask(task_id))
+            paid = status in (Outcome.SETTLED, Outcome.AUDITED)
+            record = TaskRecord(
+                task_id,
+                "",
+                0,
+                t.operator,
+                t.coprocessor if paid else "",
+                t.fee,
+                t.price if paid else 0,
+                t.faults + (1 if paid else 0),
+                status,
+                0.0,
+            )
+        rows.append(reconcile(record, status, done[1] if done is not None else None))
+    return rows
+
+
+def reconcile(
+    record: TaskRecord, status: Outcome | TaskStatus, operator: str | None
+) -> TaskRecord:
     """Take the ledger's final outcome (it decides; a host may have been lost mid-batch)."""
-    if record.outcome == state.status:
+    if record.outcome == status:
         return record
-    settled = state.status == Outcome.SETTLED
+    settled = status == Outcome.SETTLED
     return TaskRecord(
         record.task_id,
         record.kind,
         record.size,
-        record.operator or (state.operator or ""),
+        record.operator or (operator or ""),
         record.coprocessor if settled else "",
         record.fee,
         record.price if settled else 0,
         record.attempts,
-        state.status,
+        status,
         record.latency_s,
     )
 
@@ -182,7 +219,17 @@ def operator_totals(rounds_csv: Path) -> tuple[dict[str, int], dict[str, int]]:
 def read_state(directory: Path) -> dict[str, Any]:
     """Return ``cluster.json`` of a network that is up, or {} when there is none."""
     path = directory / STATE_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(
+            f"{path}: not a network record ({exc}); remove it if no network is up"
+        ) from None
+    if not isinstance(state, dict):
+        raise RunError(f"{path}: not a network record (a JSON object); remove it")
+    return state
 
 
 def write_state(directory: Path, state: dict[str, Any]) -> None:

@@ -21,19 +21,15 @@ from cluster.engine.progress import Progress
 from cluster.engine.transport import LocalTransport, Transport
 from cluster.runtime.actors import NAMESPACE, Deployment, deploy, deploy_local
 from cluster.runtime.chaos import ChaosMonkey, ChaosPlan
+from cluster.runtime.errors import RunError
 from cluster.runtime.head import ensure_token, offer_token
 from cluster.runtime.nodes import on_node
 from cluster.runtime.rundir import RunResult, finish_directory
 from cluster.runtime.transport import RayTransport
-from protocol.errors import StakerayError
 
 log = logging.getLogger("stakeray.run")
 
 DEFAULT_COPROCESSOR_RESOURCE = "stakeray-coprocessor"
-
-
-class RunError(StakerayError):
-    """The run cannot start or finish (one line)."""
 
 
 # --- Ray ---------------------------------------------------------------------------
@@ -254,6 +250,8 @@ def execute(
         paced=paced,
         progress=progress,
         monkey=monkey,
+        # The network is this run's alone: batch names from the seed keep it reproducible.
+        session=f"run-{config.seed}",
     )
     chaos = [list(e) for e in monkey.done] if monkey is not None else []
     node = transport.get(transport.call(deployment.coordinator, "describe")).get("node_id")
@@ -272,21 +270,24 @@ def feed(
     paced: bool,
     progress: bool,
     monkey: ChaosMonkey | None = None,
+    session: str | None = None,
 ) -> tuple[list[TaskRecord], float]:
     """Submit ``tasks`` under fresh ids through a gateway; return their rows and the seconds.
 
-    ``monkey`` (chaos) strikes while the tasks are in flight and is stopped after.
+    ``monkey`` (chaos) strikes while the tasks are in flight and is stopped after;
+    ``session`` names the gateway's batches (default: a random name, see ``Gateway``).
     """
     coordinator = deployment.coordinator
-    first_id = transport.get(transport.call(coordinator, "next_task_id"))
-    gateway = Gateway(transport, coordinator, deployment.operator_hosts, deployment.host_of, config)
+    gateway = Gateway(
+        transport, coordinator, deployment.operator_hosts, deployment.host_of, config, session
+    )
     bar = Progress(len(tasks), enabled=progress)
     started = time.monotonic()
     if monkey is not None:
         monkey.start()
     try:
         records = gateway.run(
-            tasks, first_id=first_id, deadline_rounds=deadline_rounds, paced=paced, progress=bar
+            tasks, deadline_rounds=deadline_rounds, paced=paced, progress=bar
         )
     finally:
         if monkey is not None:
