@@ -13,7 +13,15 @@ import pytest
 from protocol import TOKEN, Params, Protocol, ProtocolError, codec
 from protocol import transactions as txs
 from protocol.eventlog import HEADER_SIZE, read_frames, write_snapshot
-from protocol.ledger import LOG_NAME, Ledger, LedgerError, Snapshot
+from protocol.ledger import (
+    LOG_NAME,
+    CorruptLedger,
+    Ledger,
+    LedgerError,
+    Snapshot,
+    apply_repair,
+    plan_repair,
+)
 
 PARAMS = Params(
     unbonding_period=2,
@@ -469,8 +477,28 @@ def test_crash_with_a_corrupt_last_frame(tmp_path: Path) -> None:
     ledger.close()
 
 
+def _refused_then_repaired(directory: Path, snapshot: str) -> None:
+    """Opening refuses the snapshot beyond the log and changes nothing; repair moves it aside."""
+    files = {p.name: p.read_bytes() for p in directory.iterdir()}
+    with pytest.raises(CorruptLedger, match=f"{snapshot} covers .* committed history is missing"):
+        Ledger.open(directory, fsync=False)
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == files
+    plan = plan_repair(directory)
+    assert [(snap.name, new) for snap, new, _ in plan.aside] == [
+        (snapshot, f"{snapshot}.past-{plan.cut}")
+    ]
+    apply_repair(plan)
+    assert snapshot not in snapshots(directory)
+    assert (directory / f"{snapshot}.past-{plan.cut}").read_bytes() == files[snapshot]
+
+
 def test_crash_tearing_the_round_frame_that_triggered_a_snapshot(tmp_path: Path) -> None:
-    """The newest snapshot lies beyond the torn log: it is skipped, not trusted."""
+    """The newest snapshot lies beyond the torn log: never trusted, refused until repaired.
+
+    With ``fsync=False`` a crash can lose log frames that a (synced) snapshot
+    covers; with fsync on it cannot, so such a snapshot is proof of damage:
+    the open refuses, and ``stakeray repair`` moves the snapshot aside.
+    """
     ledger = make_ledger(tmp_path, rounds=6, snapshot_every=3)
     p = ledger.protocol
     before, size_before = p.state_hash(), ledger.events.size
@@ -480,6 +508,7 @@ def test_crash_tearing_the_round_frame_that_triggered_a_snapshot(tmp_path: Path)
     ledger.close()
     data = log_path(tmp_path).read_bytes()
     log_path(tmp_path).write_bytes(data[: size_after - 1])
+    _refused_then_repaired(tmp_path, "snapshot-00000006.msgpack")
     reopened = Ledger.open(tmp_path, snapshot_every=3, fsync=False)
     assert reopened.protocol.round == 5
     assert reopened.protocol.state_hash() == before
@@ -499,9 +528,10 @@ def test_stale_snapshot_beyond_a_torn_log_is_never_trusted(tmp_path: Path) -> No
 
     Round 6's frame is torn off after its snapshot was written (possible with
     ``fsync=False``, or when the last frame rots and fails its checksum). The
-    first reopen rightly skips the snapshot as "beyond the log". The log then
-    grows again with a different history; once it is as long as the stale
-    snapshot's ``seq``, the next reopen must still not load that snapshot.
+    first reopen refuses ("beyond the log") until a repair moves the snapshot
+    aside. The log then grows again with a different history; once it is as
+    long as the stale snapshot's ``seq``, the next reopen must still not load
+    that snapshot.
     """
     ledger = make_ledger(tmp_path, rounds=6, snapshot_every=3)
     ledger.protocol.initialize_round()  # round 6: snapshot-00000006 written
@@ -509,6 +539,7 @@ def test_stale_snapshot_beyond_a_torn_log_is_never_trusted(tmp_path: Path) -> No
     ledger.close()
     data = log_path(tmp_path).read_bytes()
     log_path(tmp_path).write_bytes(data[: size_after - 1])  # tear the round-6 frame
+    _refused_then_repaired(tmp_path, "snapshot-00000006.msgpack")
     reopened = Ledger.open(tmp_path, fsync=False)
     assert reopened.protocol.round == 5
     reopened.protocol.transfer("d1", "d2", TOKEN)  # a different history, still round 5

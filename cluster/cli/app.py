@@ -1,4 +1,4 @@
-"""The ``stakeray`` command line: run, up, submit, status, tx, down, verify, report, keys."""
+"""The ``stakeray`` command: run, up, submit, status, tx, down, verify, repair, report, keys."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ from cluster.runtime.head import HEAD_LOG
 from cluster.runtime.rundir import RUN_FILES, STATE_FILE, SUMMARY_OUTCOMES, RunResult
 from cluster.runtime.runner import RunError, run_cluster
 from protocol.errors import StakerayError
-from protocol.ledger import LOG_NAME, Ledger
+from protocol.eventlog import CorruptLog, CorruptSnapshot
+from protocol.ledger import LOG_NAME, apply_repair, check_ledger, plan_repair
 from protocol.transactions import TX_KINDS, Tx
 from protocol.units import tokens
 
@@ -176,10 +177,33 @@ def print_result(result: RunResult) -> None:
     )
 
 
+def ledger_of(directory: Path) -> Path:
+    """Return a run directory's ledger directory, or ``directory`` if it is a ledger itself."""
+    if not (directory / "ledger").is_dir() and (directory / LOG_NAME).is_file():
+        return directory
+    return directory / "ledger"
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Replay a run's log from genesis, check every invariant, compare with the summary."""
+    """Check a run's ledger read-only, replay it from genesis, compare with the summary.
+
+    The log, every snapshot and the replay are checked (``check_ledger``);
+    damage exits 2 with one line naming the file and the byte offset, and
+    nothing on disk changes (a torn tail is only noted).
+    """
     directory = Path(args.dir)
-    protocol = Ledger.replay(directory / "ledger")
+    try:
+        check = check_ledger(ledger_of(directory))
+    except (CorruptLog, CorruptSnapshot) as exc:
+        print(f"error: {exc}; `stakeray repair {args.dir}` shows the way back", file=sys.stderr)
+        return 2
+    protocol = check.protocol
+    print(f"log {check.frames} frames, {check.end} bytes; snapshots {len(check.snapshots)} ok")
+    if check.torn:
+        print(
+            f"note: {LOG_NAME} ends in a torn frame at byte offset {check.end}"
+            f" ({check.torn} bytes, cut short by a crash): the next open drops it"
+        )
     protocol.check_invariants()
     stake_dust, fee_dust = protocol.unclaimable()
     digest = protocol.state_hash()
@@ -209,6 +233,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
             return 1
     print("matches summary.json")
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Show how a damaged ledger is cut back to its last good frame; with ``--yes``, do it.
+
+    Without ``--yes`` nothing changes: exit 1 with the plan (0: nothing to repair).
+    """
+    plan = plan_repair(ledger_of(Path(args.dir)))
+    for line in plan.describe():
+        print(line)
+    if plan.empty:
+        print("nothing to repair")
+        return 0
+    if not args.yes:
+        print("nothing changed: stop the network, then run again with --yes to do this")
+        return 1
+    for line in apply_repair(plan):
+        print(line)
+    print(f"repaired: check it with `stakeray verify {args.dir}`")
     return 0
 
 
@@ -453,9 +497,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     run.set_defaults(func=cmd_run)
 
-    verify = sub.add_parser("verify", help="replay a run's log and check it")
+    verify = sub.add_parser("verify", help="replay a run's log and check it (read-only)")
     verify.add_argument("dir", help="run directory")
     verify.set_defaults(func=cmd_verify)
+
+    repair = sub.add_parser(
+        "repair", help="cut a damaged ledger back to its last good frame (a dry run without --yes)"
+    )
+    repair.add_argument("dir", help="run directory (or its ledger directory)")
+    repair.add_argument(
+        "--yes", action="store_true", help="do it: the cut bytes and snapshots are kept aside"
+    )
+    repair.set_defaults(func=cmd_repair)
 
     report = sub.add_parser("report", help="write a run directory's report.html and figures")
     report.add_argument("dir", help="run directory")
