@@ -15,6 +15,10 @@ class ProtocolError(StakerayError):
     """Base class of every refusal; the message is one line naming the field or rule."""
 
 
+class InvalidArgument(ProtocolError):
+    """A transaction field has the wrong type (a bool for an integer, a list for an address)."""
+
+
 class InvalidAmount(ProtocolError):
     """An amount is zero, negative or not an integer."""
 

@@ -45,7 +45,7 @@ from .staking import (
     is_registered,
 )
 from .state import Coprocessor, Lock, Outcome, State, Task
-from .units import PPM, Address, Amount, Ppm, is_int, ppm_of
+from .units import PPM, Address, Amount, Ppm, Round, is_int, ppm_of
 
 # --- pure helpers --------------------------------------------------------------
 
@@ -241,7 +241,12 @@ ESCROW_KEYS_KEPT = 4096
 
 
 def escrow_tasks(
-    state: State, client: Address, tasks: Sequence[tuple[int, Amount]], key: str | None = None
+    state: State,
+    params: Params,
+    client: Address,
+    tasks: Sequence[tuple[int, Amount]],
+    key: str | None = None,
+    deadline_rounds: int | None = None,
 ) -> Amount:
     """Put the fees of new tasks in escrow, all or nothing; return the total.
 
@@ -249,8 +254,13 @@ def escrow_tasks(
     client can take an id another was given. ``key`` names the batch: the
     same key again (a retried call) is refused as a duplicate, and the state
     remembers the first id each of the last ``ESCROW_KEYS_KEPT`` keys got.
+    The tasks expire ``deadline_rounds`` (default ``params.deadline_rounds``)
+    rounds after this one (:func:`get_due_tasks`).
     """
     check_account(state, client)
+    if deadline_rounds is None:
+        deadline_rounds = params.deadline_rounds
+    check_int(deadline_rounds, "deadline_rounds", InvalidAmount, low=1, high=1_000_000)
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 128):
         raise InvalidAmount(f"key: must be a string of 1 to 128 characters, got {key!r}")
     if key is not None and key in state.escrow_keys:
@@ -275,8 +285,13 @@ def escrow_tasks(
     if state.balances.get(client, 0) < total:
         raise InsufficientBalance(f"tasks: fees {total} exceed the liquid balance of {client!r}")
     state.balances[client] -= total
+    due = state.round + deadline_rounds + 1
     for task_id, fee in tasks:
-        state.tasks[task_id] = Task(id=task_id, client=client, fee=fee, created_round=state.round)
+        state.tasks[task_id] = Task(
+            id=task_id, client=client, fee=fee, created_round=state.round, due_round=due
+        )
+    if tasks:
+        state.expiries.setdefault(due, set()).update(task_id for task_id, _ in tasks)
     if key is not None and tasks:
         state.escrow_keys[key] = tasks[0][0]
         state.escrow_key_order.append(key)
@@ -307,10 +322,11 @@ def assign_task(
     if task.operator is not None and task.operator != operator:
         raise TaskStateError(f"task_id {task_id}: belongs to operator {task.operator!r}")
     required = 0
-    if coprocessor is not None:
-        c = get_coprocessor_or_raise(state, coprocessor)
+    if coprocessor is not None or price is not None:  # a price is logged: an integer always
         rule = f"an integer in [0, {task.fee}]"
         check_int(price, "price", InvalidAmount, low=0, high=task.fee, rule=rule)
+    if coprocessor is not None:
+        c = get_coprocessor_or_raise(state, coprocessor)
         required = compute_required_collateral(task.fee, params)
         if coprocessor in task.excluded or not is_coprocessor_eligible(c, params, required):
             if c.free < required:
@@ -369,8 +385,7 @@ def settle_tasks(state: State, task_ids: Sequence[int]) -> int:
         pool.succeeded += 1
         totals.task_escrow -= task.fee
         totals.fees += task.price
-        state.finished[task.id] = (Outcome.SETTLED, operator)
-        del state.tasks[task.id]
+        finish_task(state, task, Outcome.SETTLED, operator)
     credit_fees(state, earned)
     return len(batch)
 
@@ -383,8 +398,26 @@ def refund_task(state: State, task_id: int, outcome: Outcome = Outcome.REFUNDED)
     state.balances[task.client] = state.balances.get(task.client, 0) + task.fee
     state.totals.task_escrow -= task.fee
     state.totals.liquid += task.fee
-    state.finished[task_id] = (outcome, task.operator)
-    del state.tasks[task_id]
+    finish_task(state, task, outcome, task.operator)
+
+
+def finish_task(state: State, task: Task, outcome: Outcome, operator: Address | None) -> None:
+    """Record ``task``'s outcome; it leaves the open tasks and its expiry."""
+    state.finished[task.id] = (outcome, operator)
+    del state.tasks[task.id]
+    due = state.expiries.get(task.due_round)
+    if due is not None:
+        due.discard(task.id)
+        if not due:
+            del state.expiries[task.due_round]
+
+
+def get_due_tasks(state: State, round_: Round) -> list[int]:
+    """Return the open tasks whose deadline has passed by ``round_``, in id order.
+
+    O(expired): the state indexes open tasks by the round they fall due.
+    """
+    return sorted(t for due, ids in state.expiries.items() if due <= round_ for t in ids)
 
 
 def release_coprocessor(state: State, task: Task, slash: Amount) -> None:

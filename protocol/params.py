@@ -41,6 +41,9 @@ class Params(BaseModel):
     auction_step: PpmField = 10_000
     reserve_ratio: PpmField = 100_000
     max_attempts: Annotated[int, Field(ge=1)] = 3
+    # A task not finished `deadline_rounds` rounds after the round it was escrowed in is
+    # expired (refunded); an escrow may give its own.
+    deadline_rounds: Annotated[int, Field(ge=1, le=1_000_000)] = 3
     slash_fraction: PpmField = 100_000
     redistribution: PpmField = 500_000
     # A liveness fault (no result in time: a crash, a timeout, a missed deadline) is not

@@ -84,6 +84,7 @@ class Protocol:
         changed nothing), and the accepted transaction goes to ``sink``.
         Return what the rule returns.
         """
+        transaction.check_shape()
         transaction = transaction.resolve(self)
         result = transaction.rule(self)
         if self.sink is not None:

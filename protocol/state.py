@@ -196,6 +196,7 @@ class Task:
     attempts: int = 0
     assigned: bool = False
     excluded: list[Address] = field(default_factory=list)
+    due_round: Round = 0  # the round from which it is expired (its deadline has passed)
 
 
 @dataclass(slots=True)
@@ -245,6 +246,7 @@ class State:
     tasks: dict[int, Task] = field(default_factory=dict)
     finished: dict[int, tuple[Outcome, Address | None]] = field(default_factory=dict)
     next_task_id: int = 0
+    expiries: dict[Round, set[int]] = field(default_factory=dict)  # due round -> open ids
     escrow_keys: dict[str, int] = field(default_factory=dict)
     escrow_key_order: list[str] = field(default_factory=list)
     nonces: dict[Address, int] = field(default_factory=dict)

@@ -34,6 +34,7 @@ This module never imports ``protocol.protocol``: a rule sees only a
 
 from __future__ import annotations
 
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from .errors import (
     DuplicateTransaction,
     InsufficientBalance,
     InvalidAmount,
+    InvalidArgument,
     NonceError,
     OperatorNotActive,
     UnknownOperator,
@@ -124,12 +126,50 @@ class CallConvert:
     convert: Callable[[Any], Any]
 
 
-def _dict_or_empty(value: Any) -> dict[Any, Any]:
-    return dict(value or {})
+# Converters copy what the caller passed; a value of the wrong type passes through as it
+# is, so that the shape check refuses it in one line (``Tx.check_shape``).
 
 
-def _rows(value: Any) -> list[Any]:
+def _dict_or_empty(value: Any) -> Any:
+    return {} if value is None else dict(value) if isinstance(value, dict) else value
+
+
+def _list(value: Any) -> Any:
+    return list(value) if isinstance(value, list | tuple) else value
+
+
+def _rows(value: Any) -> Any:
+    if not isinstance(value, list | tuple):
+        return value
     return [tuple(r) if isinstance(r, tuple | list) else r for r in value]
+
+
+Shape = tuple[tuple[type, ...], str]
+"""The Python types a field's value may have, and how to name them in a refusal."""
+
+_SHAPES: dict[Any, Shape] = {
+    int: ((int,), "an integer"),
+    str: ((str,), "a string"),
+    bool: ((bool,), "a boolean"),
+    list: ((list, tuple), "a list"),
+    tuple: ((list, tuple), "a list"),
+    dict: ((dict,), "a mapping"),
+}
+
+
+def _shape_of(annotation: Any) -> Shape:
+    """Return the shape of a field's annotation (its outer type; rules check the inside)."""
+    if typing.get_origin(annotation) is Annotated:
+        return _shape_of(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        parts = [_shape_of(a) for a in typing.get_args(annotation)]
+        return tuple(t for p in parts for t in p[0]), " or ".join(p[1] for p in parts)
+    if annotation is None or annotation is type(None):
+        return (type(None),), "null"
+    if annotation is Any:
+        return (object,), "anything"
+    origin = typing.get_origin(annotation) or annotation
+    return _SHAPES[origin]
 
 
 REQUIRED: Any = object()
@@ -167,6 +207,17 @@ class Tx(BaseModel):
     """The fields after ``kind``, in order (the ``Protocol`` method's parameters)."""
     token_fields: ClassVar[frozenset[str]] = frozenset()
     """The fields marked :data:`TOKENS`."""
+    shapes: ClassVar[tuple[tuple[str, Shape], ...]] = ()
+    """Per field but the integers: the Python types its value may have (:meth:`check_shape`)."""
+
+    def check_shape(self) -> None:
+        """Refuse a field of the wrong type before any rule sees it (a live call is not
+        validated by pydantic): a bool for an integer, a list for an address, ..."""
+        values = self.__dict__
+        for name, (allowed, what) in self.shapes:
+            value = values[name]
+            if not isinstance(value, allowed) or (value.__class__ is bool and bool not in allowed):
+                raise InvalidArgument(f"{self.KIND}.{name}: expected {what}, got {value!r:.60}")
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -188,6 +239,10 @@ class Tx(BaseModel):
         cls.token_fields = frozenset(
             n for n in names if any(m is TOKENS for m in cls.model_fields[n].metadata)
         )
+        # Integers are the rules' to check: each refuses a bool or a float with its own error
+        # (an amount's InvalidAmount, a lock id's UnknownLock, ...).
+        shapes = ((n, _shape_of(cls.model_fields[n].annotation)) for n in names)
+        cls.shapes = tuple((n, shape) for n, shape in shapes if int not in shape[0])
         TX_KINDS[kind] = cls
 
     # --- building -------------------------------------------------------------------
@@ -506,7 +561,7 @@ class PayFeesBatch(Tx):
     """
 
     kind: Literal["pay_fees_batch"] = "pay_fees_batch"
-    payments: Annotated[list[tuple[str, str, Int]], CallConvert(list)]
+    payments: Annotated[list[tuple[str, str, Int]], CallConvert(_list)]
 
     def rule(self, machine: Machine) -> int:
         state = machine.state
@@ -638,14 +693,20 @@ class EscrowTasks(Tx):
     client: str
     tasks: Annotated[list[tuple[Int, Int]], CallConvert(_rows)]
     key: str | None = None
+    deadline_rounds: Int | None = None
 
     def rule(self, machine: Machine) -> int:
-        return market.escrow_tasks(machine.state, self.client, self.tasks, self.key)
+        return market.escrow_tasks(
+            machine.state, machine.params, self.client, self.tasks, self.key, self.deadline_rounds
+        )
 
     def to_plain(self) -> dict[str, Any]:
-        plain = {"kind": self.kind, "client": self.client, "tasks": self.tasks}
-        if self.key is not None:  # keyless escrows keep the frames they always had
+        plain: dict[str, Any] = {"kind": self.kind, "client": self.client, "tasks": self.tasks}
+        # Optional fields only when given: older escrows keep the frames they always had.
+        if self.key is not None:
             plain["key"] = self.key
+        if self.deadline_rounds is not None:
+            plain["deadline_rounds"] = self.deadline_rounds
         return plain
 
 
@@ -668,7 +729,7 @@ class SettleTasks(Tx):
     """Settle verified tasks exactly once (finished ids are skipped); return how many."""
 
     kind: Literal["settle_tasks"] = "settle_tasks"
-    task_ids: Annotated[list[Int], CallConvert(list)]
+    task_ids: Annotated[list[Int], CallConvert(_list)]
 
     def rule(self, machine: Machine) -> int:
         return market.settle_tasks(machine.state, self.task_ids)

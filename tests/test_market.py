@@ -654,3 +654,13 @@ def test_ask_grows_with_load_and_risk() -> None:
     assert compute_ask(shaky, fee, cost, margin, params) > compute_ask(
         idle, fee, cost, margin, params
     )
+
+
+def test_a_price_without_a_coprocessor_is_still_an_integer() -> None:
+    """Found by the long property run: ``assign_task(t, op, None, True)`` was accepted and
+    logged with ``price=True``, which a replay (strict integers) then refused."""
+    p = network()
+    p.escrow_tasks("client", [(1, FEE)])
+    assert_refused(p, InvalidAmount, p.assign_task, 1, "op", None, True)
+    p.assign_task(1, "op", None, 5)  # an integer is taken (and ignored: the operator runs it)
+    assert p.state.tasks[1].price == FEE

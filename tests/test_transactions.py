@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from cluster.cli.app import build_parser, build_tx, tx_fields, tx_kinds
 from cluster.engine.signing import apply_signed, sign_tx
-from protocol import TOKEN, Params, Protocol, codec, staking
+from protocol import TOKEN, Params, Protocol, ProtocolError, codec, staking
 from protocol import transactions as txs
 from protocol.errors import InsufficientBalance, InvalidAmount, NotOwner
 from protocol.units import tokens
@@ -274,7 +274,12 @@ API: dict[str, list[tuple[str, Any]]] = {
     "top_up_collateral": [("coprocessor", REQUIRED), ("amount", REQUIRED)],
     "unbond_collateral": [("coprocessor", REQUIRED), ("amount", REQUIRED)],
     "withdraw_collateral": [("coprocessor", REQUIRED), ("lock_id", REQUIRED)],
-    "escrow_tasks": [("client", REQUIRED), ("tasks", REQUIRED), ("key", None)],
+    "escrow_tasks": [
+        ("client", REQUIRED),
+        ("tasks", REQUIRED),
+        ("key", None),
+        ("deadline_rounds", None),
+    ],
     "assign_task": [
         ("task_id", REQUIRED),
         ("operator", REQUIRED),
@@ -444,3 +449,67 @@ def test_decoded_integers_are_never_coerced(value: object) -> None:
     with pytest.raises(ValueError, match="tasks"):
         txs.parse_tx({"kind": "escrow_tasks", "client": "c", "tasks": [[0, value]]})
     assert txs.parse_tx({"kind": "rebond", "delegator": "a", "lock_id": 1}).lock_id == 1
+
+
+WRONG_TYPES = [True, False, 1.0, "1", None, -1, [], {}]
+"""Values of the wrong type (or range) for some field of every kind."""
+
+GOOD_CALLS: dict[str, dict[str, object]] = {
+    "transfer": {"sender": "client", "to": "x", "amount": 5},
+    "bond": {"delegator": "d", "operator": "op", "amount": 5},
+    "register_operator": {"operator": "new", "reward_cut": 0, "fee_share": 1_000_000},
+    "set_commission": {"operator": "op", "reward_cut": 50_000},
+    "unbond": {"delegator": "d", "amount": 5},
+    "rebond": {"delegator": "d", "lock_id": 0},
+    "withdraw_stake": {"delegator": "d", "lock_id": 0},
+    "withdraw_fees": {"delegator": "d", "amount": 0},
+    "claim_earnings": {"delegator": "d"},
+    "reward": {"operator": "op"},
+    "pay_fees": {"payer": "client", "operator": "op", "amount": 5},
+    "pay_fees_batch": {"payments": [("client", "op", 5)]},
+    "slash_operator": {"operator": "op", "fraction_ppm": 1000},
+    "propose": {"proposer": "op", "changes": {"finder_fee": 1}},
+    "vote": {"voter": "op", "proposal_id": 0, "choice": "yes"},
+    "register_coprocessor": {"coprocessor": "c9", "collateral": 10**18, "capacity": 2},
+    "top_up_collateral": {"coprocessor": "cop", "amount": 5},
+    "unbond_collateral": {"coprocessor": "cop", "amount": 5},
+    "withdraw_collateral": {"coprocessor": "cop", "lock_id": 0},
+    "escrow_tasks": {"client": "client", "tasks": [(3, 5)]},
+    "assign_task": {"task_id": 1, "operator": "op"},
+    "settle_tasks": {"task_ids": [2]},
+    "refund_task": {"task_id": 1},
+    "fail_coprocessor": {"task_id": 2},
+    "miss_coprocessor": {"task_id": 2},
+    "expire_task": {"task_id": 2},
+    "fail_operator": {"task_id": 2},
+    "audit_fault": {"task_id": 2, "operator": "op"},
+}
+
+
+def test_every_public_kind_has_a_good_call() -> None:
+    public = {k for k, c in txs.TX_KINDS.items() if c.public and c.fields}
+    assert public == set(GOOD_CALLS)
+
+
+@pytest.mark.parametrize("kind", sorted(GOOD_CALLS))
+def test_a_field_of_the_wrong_type_is_refused_or_logged_decodably(kind: str) -> None:
+    """Every live call either refuses with a ``ProtocolError`` having changed nothing, or
+    logs a frame that decodes (strict integers) to the same transaction: never a
+    ``TypeError``, never a frame a replay would refuse."""
+    from test_market import FEE, network
+
+    for field in txs.TX_KINDS[kind].fields:
+        for value in WRONG_TYPES:
+            p = network()
+            p.escrow_tasks("client", [(1, FEE), (2, FEE)])
+            p.assign_task(2, "op", "cop", 5)
+            logged: list[txs.Tx] = []
+            p.sink = logged.append
+            before = p.state_hash()
+            try:
+                getattr(p, kind)(**{**GOOD_CALLS[kind], field: value})
+            except ProtocolError as exc:
+                assert p.state_hash() == before and "\n" not in str(exc), (kind, field, value)
+                continue
+            for t in logged:
+                assert txs.decode_tx(txs.encode_tx(t)) == t, (kind, field, value)

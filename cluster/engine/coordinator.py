@@ -38,6 +38,7 @@ from cluster.engine.status import RoundTally, network_status
 from cluster.engine.telemetry import COORDINATOR_METRICS, Exporter, Telemetry
 from protocol import Protocol, ProtocolError
 from protocol.ledger import LOG_NAME, Ledger
+from protocol.market import get_due_tasks
 from protocol.state import Outcome
 from protocol.units import TOKEN, Address, Amount, Round
 
@@ -62,8 +63,7 @@ class Coordinator:
             self.ledger = create_network(config, ledger_dir, fsync=fsync)
             (self.directory / CONFIG_FILE).write_text(config.model_dump_json(indent=2))
         workload = config.workload
-        self.default_deadline = workload.deadline_rounds if workload is not None else 3
-        self.deadlines: dict[int, int] = {}
+        self.default_deadline = workload.deadline_rounds if workload is not None else None
         self.misses = RewardMisses(config)
         self.clock = RoundClock(config.network.market.clock)
         self.tally = RoundTally()
@@ -137,17 +137,17 @@ class Coordinator:
         """Escrow the client's fees for a batch of new tasks under fresh ids; return the first.
 
         ``key`` names the batch: a call retried after a restart finds its key in
-        the ledger and gets the same ids, escrowed once.
+        the ledger and gets the same ids, escrowed once. The deadline goes to
+        the ledger with the tasks (default: the workload's, else the network's).
         """
         state = self.p.state
         first = state.escrow_keys.get(key)
         if first is None:
             first = state.next_task_id
-            self.p.escrow_tasks(CLIENT, [(first + i, fee) for i, fee in enumerate(fees)], key)
-            self.ledger.commit()
+            rows = [(first + i, fee) for i, fee in enumerate(fees)]
             deadline = deadline_rounds if deadline_rounds is not None else self.default_deadline
-            for t in range(first, first + len(fees)):
-                self.deadlines[t] = deadline
+            self.p.escrow_tasks(CLIENT, rows, key, deadline)
+            self.ledger.commit()
         self.maybe_advance()
         return Escrowed(first, self.view())
 
@@ -220,20 +220,16 @@ class Coordinator:
             if self.misses.is_missed(operator, n):
                 continue
             self.tally.rewards[operator] = self.p.reward(operator)
-        expired: list[int] = []
-        for task in list(self.p.state.tasks.values()):
-            if n <= task.created_round + self.deadlines.get(task.id, self.default_deadline):
-                continue
+        expired = get_due_tasks(self.p.state, n)  # O(expired): the ledger indexes deadlines
+        for task_id in expired:
             try:
-                if task.assigned:  # its operator's liveness fault, not fraud
-                    self.p.expire_task(task.id)
+                if self.p.state.tasks[task_id].assigned:  # its operator's liveness fault
+                    self.p.expire_task(task_id)
                     self.telemetry.count("stakeray_liveness_faults")
                 else:
-                    self.p.refund_task(task.id)
+                    self.p.refund_task(task_id)
             except ProtocolError as exc:
-                log.warning("coordinator: cannot expire task %d: %s", task.id, exc)
-            self.deadlines.pop(task.id, None)
-            expired.append(task.id)
+                log.warning("coordinator: cannot expire task %d: %s", task_id, exc)
         self.ledger.commit()
         self.count_outcomes(expired)
         self.clock.restart()
