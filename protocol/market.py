@@ -26,6 +26,7 @@ from .errors import (
     InsufficientCollateral,
     InvalidAmount,
     OperatorNotActive,
+    ProtocolError,
     TaskStateError,
     UnknownCoprocessor,
     UnknownOperator,
@@ -343,6 +344,68 @@ def assign_task(
     task.price = task.fee if coprocessor is None else price  # type: ignore[assignment]
     task.collateral = required
     task.assigned = True
+
+
+Assignment = tuple[int, Address, Address | None, Amount | None]
+"""``(task_id, operator, coprocessor or None, price or None)``: one :func:`assign_task`."""
+
+
+def assign_tasks(
+    state: State, params: Params, orders: Sequence[Assignment]
+) -> dict[int, ProtocolError]:
+    """Apply a batch of assignments in order; return the refused ones with their refusal.
+
+    Each order is :func:`assign_task`, which refuses having changed nothing, so
+    a refused order is skipped and the others stand: one transaction per
+    batch, replayed alike (the same state refuses the same orders).
+    """
+    if not isinstance(orders, list | tuple):
+        raise InvalidAmount("orders: must be a list of (task_id, operator, coprocessor, price)")
+    refused: dict[int, ProtocolError] = {}
+    for i, order in enumerate(orders):
+        if not isinstance(order, tuple | list) or len(order) != 4:
+            raise InvalidAmount(f"orders[{i}]: must be (task_id, operator, coprocessor, price)")
+    for task_id, operator, coprocessor, price in orders:
+        try:
+            assign_task(state, params, task_id, operator, coprocessor, price)
+        except ProtocolError as exc:
+            refused[task_id] = exc
+    return refused
+
+
+def settle_batch(
+    state: State,
+    params: Params,
+    settled: Sequence[int],
+    safety: Sequence[int] = (),
+    liveness: Sequence[int] = (),
+) -> int:
+    """Settle a batch in one transaction: its safety faults (:func:`fail_coprocessor`),
+    its liveness faults (:func:`miss_coprocessor`), then its verified tasks
+    (:func:`settle_tasks`). Return how many settled.
+
+    All or nothing: a fault on a task no coprocessor holds, or a task that
+    cannot settle, refuses the whole batch (the caller sends only what applies).
+    """
+    for name, ids in (("settled", settled), ("safety", safety), ("liveness", liveness)):
+        if not isinstance(ids, list | tuple):
+            raise InvalidAmount(f"{name}: must be a list of task ids")
+    faulted: set[int] = set()
+    for task_id in [*safety, *liveness]:
+        get_coprocessor_task_or_raise(state, task_id)
+        if task_id in faulted:
+            raise DuplicateTransaction(f"task_id {task_id}: two faults in one batch")
+        faulted.add(task_id)
+    for task_id in settled:
+        if is_int(task_id) and task_id in state.finished:
+            continue
+        if not get_task_or_raise(state, task_id).assigned or task_id in faulted:
+            raise TaskStateError(f"task_id {task_id}: not assigned, cannot settle")
+    for task_id in safety:
+        fail_coprocessor(state, params, task_id)
+    for task_id in liveness:
+        miss_coprocessor(state, params, task_id)
+    return settle_tasks(state, settled)
 
 
 def settle_tasks(state: State, task_ids: Sequence[int]) -> int:

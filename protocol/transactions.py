@@ -53,6 +53,7 @@ from .errors import (
     InvalidArgument,
     NonceError,
     OperatorNotActive,
+    ProtocolError,
     UnknownOperator,
 )
 from .params import Params
@@ -723,6 +724,43 @@ class AssignTask(Tx):
         market.assign_task(
             machine.state, machine.params, self.task_id, self.operator, self.coprocessor, self.price
         )
+
+
+class AssignTasks(Tx):
+    """Apply a batch of ``(task_id, operator, coprocessor, price)`` assignments in order;
+    return the refused ones (``{task_id: refusal}``); the others stand."""
+
+    kind: Literal["assign_tasks"] = "assign_tasks"
+    orders: Annotated[list[tuple[Int, str, str | None, Int | None]], CallConvert(_rows)]
+
+    def rule(self, machine: Machine) -> dict[int, ProtocolError]:
+        return market.assign_tasks(machine.state, machine.params, self.orders)
+
+    def to_plain(self) -> dict[str, Any]:
+        return {"kind": self.kind, "orders": self.orders}
+
+
+class SettleBatch(Tx):
+    """Settle a batch in one transaction: safety faults (slashed), liveness faults (unpaid),
+    then the verified tasks; all or nothing. Return how many settled."""
+
+    kind: Literal["settle_batch"] = "settle_batch"
+    settled: Annotated[list[Int], CallConvert(_list)]
+    safety: Annotated[list[Int], CallDefault([]), CallConvert(_list)]
+    liveness: Annotated[list[Int], CallDefault([]), CallConvert(_list)]
+
+    def rule(self, machine: Machine) -> int:
+        return market.settle_batch(
+            machine.state, machine.params, self.settled, self.safety, self.liveness
+        )
+
+    def to_plain(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "settled": self.settled,
+            "safety": self.safety,
+            "liveness": self.liveness,
+        }
 
 
 class SettleTasks(Tx):

@@ -207,7 +207,13 @@ class LedgerScan:
 def scan_ledger(out: Path) -> LedgerScan:
     from protocol.eventlog import EventLog
     from protocol.ledger import LOG_NAME, Ledger
-    from protocol.transactions import FailCoprocessor, MissCoprocessor, SettleTasks, decode_tx
+    from protocol.transactions import (
+        FailCoprocessor,
+        MissCoprocessor,
+        SettleBatch,
+        SettleTasks,
+        decode_tx,
+    )
 
     protocol = Ledger.replay(out / "ledger")
     protocol.check_invariants()
@@ -218,6 +224,10 @@ def scan_ledger(out: Path) -> LedgerScan:
             tx = decode_tx(payload)
             if isinstance(tx, SettleTasks):
                 settled.update(tx.task_ids)
+            elif isinstance(tx, SettleBatch):
+                settled.update(tx.settled)
+                failed += len(tx.safety)
+                missed += len(tx.liveness)
             elif isinstance(tx, FailCoprocessor):
                 failed += 1
             elif isinstance(tx, MissCoprocessor):

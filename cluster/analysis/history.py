@@ -20,6 +20,7 @@ from pathlib import Path
 from protocol import Protocol
 from protocol import transactions as tx
 from protocol.ledger import read_log
+from protocol.state import State
 from protocol.units import Address
 
 ROUND_COLUMNS = [
@@ -93,39 +94,57 @@ class _Round:
         """Attribute ``t`` from the state before it applies."""
         state = protocol.state
         if isinstance(t, tx.SettleTasks):
-            seen: set[int] = set()
-            for task_id in t.task_ids:
-                task = state.tasks.get(task_id)
-                if task is None or task_id in state.finished or task_id in seen:
-                    continue
-                seen.add(task_id)
-                if task.operator is not None:
-                    self.fees[task.operator] += task.price
-                    self.tasks[task.operator] += 1
-                if task.coprocessor is not None:
-                    self.fees[task.coprocessor] += task.fee - task.price
-                    self.tasks[task.coprocessor] += 1
-                    for who in (task.operator, task.coprocessor):
-                        if who is not None:
-                            self.auction_fees[who] += task.fee
-                            self.auction_prices[who] += task.price
+            self.settle(state, t.task_ids)
+        elif isinstance(t, tx.SettleBatch):
+            for task_id in t.safety:
+                self.fault(state, task_id, safety=True, by_coprocessor=True)
+            for task_id in t.liveness:
+                self.fault(state, task_id, safety=False, by_coprocessor=True)
+            self.settle(state, t.settled)
         elif isinstance(t, TASK_FAULTS):
-            task = state.tasks.get(t.task_id)
             by_coprocessor = isinstance(t, tx.FailCoprocessor | tx.MissCoprocessor)
-            who = None if task is None else task.coprocessor if by_coprocessor else task.operator
-            if who is not None:
-                safety = isinstance(t, tx.FailCoprocessor | tx.FailOperator)
-                (self.slashes if safety else self.liveness)[who] += 1
+            safety = isinstance(t, tx.FailCoprocessor | tx.FailOperator)
+            self.fault(state, t.task_id, safety=safety, by_coprocessor=by_coprocessor)
         elif isinstance(t, tx.AuditFault | tx.SlashOperator):
             self.slashes[t.operator] += 1
 
+    def settle(self, state: State, task_ids: list[int]) -> None:
+        """Credit the fees of the open tasks among ``task_ids`` (each once)."""
+        seen: set[int] = set()
+        for task_id in task_ids:
+            task = state.tasks.get(task_id)
+            if task is None or task_id in seen:
+                continue
+            seen.add(task_id)
+            if task.operator is not None:
+                self.fees[task.operator] += task.price
+                self.tasks[task.operator] += 1
+            if task.coprocessor is not None:
+                self.fees[task.coprocessor] += task.fee - task.price
+                self.tasks[task.coprocessor] += 1
+                for who in (task.operator, task.coprocessor):
+                    if who is not None:
+                        self.auction_fees[who] += task.fee
+                        self.auction_prices[who] += task.price
+
+    def fault(self, state: State, task_id: int, *, safety: bool, by_coprocessor: bool) -> None:
+        """Count a fault against the task's coprocessor (or operator): slashed or liveness."""
+        task = state.tasks.get(task_id)
+        who = None if task is None else task.coprocessor if by_coprocessor else task.operator
+        if who is not None:
+            (self.slashes if safety else self.liveness)[who] += 1
+
     def after(self, protocol: Protocol, t: tx.Tx, result: object) -> None:
         """Attribute ``t`` from its result and the state after it."""
+        coprocessors = protocol.state.coprocessors
         if isinstance(t, tx.Reward) and isinstance(result, int):
             self.rewards[t.operator] += result
         elif isinstance(t, tx.AssignTask) and t.coprocessor is not None:
-            load = protocol.state.coprocessors[t.coprocessor].load
+            load = coprocessors[t.coprocessor].load
             self.peak[t.coprocessor] = max(self.peak.get(t.coprocessor, 0), load)
+        elif isinstance(t, tx.AssignTasks):  # loads only rise within a batch: its end is its peak
+            for name in {o[2] for o in t.orders if o[2] is not None}:
+                self.peak[name] = max(self.peak.get(name, 0), coprocessors[name].load)
 
     def rows(self, protocol: Protocol) -> list[RoundRow]:
         """Return this round's rows, sorted by (role, participant)."""
@@ -248,24 +267,33 @@ class LedgerTask:
 
 
 def read_tasks(ledger_dir: str | Path, ids: Collection[int]) -> dict[int, LedgerTask]:
-    """Return what the log says of the tasks ``ids``, reading frames without applying them.
+    """Return what the log says of the tasks ``ids``, replaying it.
 
     For a run directory whose client died before writing its rows: the ledger
-    is the record, so the tasks it holds are rebuilt from it.
+    is the record, so the tasks it holds are rebuilt from it. The replay
+    (not a read of the frames alone) tells a refused assignment in a batch
+    from one that stood.
     """
     wanted = set(ids)
     found: dict[int, LedgerTask] = {}
-    with read_log(ledger_dir) as (_, frames):
+    with read_log(ledger_dir) as (protocol, frames):
+        tasks = protocol.state.tasks
         for frame in frames:
             t = tx.parse_tx(frame.tx) if isinstance(frame, tx.Signed) else frame
             if isinstance(t, tx.EscrowTasks):
-                for task_id, fee in t.tasks:
-                    if task_id in wanted:
-                        found[task_id] = LedgerTask(task_id, fee)
-            elif isinstance(t, tx.AssignTask) and t.task_id in found:
-                task = found[t.task_id]
-                task.operator, task.coprocessor = t.operator, t.coprocessor or ""
-                task.price = t.price or 0
+                found.update((i, LedgerTask(i, fee)) for i, fee in t.tasks if i in wanted)
             elif isinstance(t, TASK_FAULTS) and t.task_id in found:
                 found[t.task_id].faults += 1
+            elif isinstance(t, tx.SettleBatch):
+                for task_id in [*t.safety, *t.liveness]:
+                    if task_id in found:
+                        found[task_id].faults += 1
+            protocol.apply(frame)
+            if isinstance(t, tx.AssignTask | tx.AssignTasks):
+                batch = t.orders if isinstance(t, tx.AssignTasks) else [(t.task_id,)]
+                for task_id, *_ in batch:
+                    task, row = tasks.get(task_id), found.get(task_id)
+                    if task is not None and row is not None and task.assigned:
+                        row.operator, row.coprocessor = task.operator or "", task.coprocessor or ""
+                        row.price = task.price
     return found

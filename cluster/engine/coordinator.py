@@ -152,52 +152,52 @@ class Coordinator:
         return Escrowed(first, self.view())
 
     def assign(self, orders: Sequence[Order]) -> tuple[dict[int, TaskState], MarketView]:
-        """Record assignments; a task already assigned keeps (and reports) its assignment."""
-        out: dict[int, TaskState] = {}
-        for task_id, operator, coprocessor, price in orders:
-            task = self.p.state.tasks.get(task_id)
-            if task is None or task.assigned:
-                out[task_id] = self.task_state(task_id)
-                continue
-            try:
-                self.p.assign_task(task_id, operator, coprocessor, price)
-            except ProtocolError as exc:
-                out[task_id] = self.task_state(task_id, exc)
-                continue
-            out[task_id] = self.task_state(task_id)
-        self.ledger.commit()
+        """Record a batch's assignments in one transaction; a task already assigned keeps
+        (and reports) its assignment, a refused one reports its refusal."""
+        tasks = self.p.state.tasks
+        fresh = [o for o in orders if o[0] in tasks and not tasks[o[0]].assigned]
+        refused = self.p.assign_tasks(fresh) if fresh else {}
+        if fresh:
+            self.ledger.commit()
+        out = {o[0]: self.task_state(o[0], refused.get(o[0])) for o in orders}
         return out, self.view()
 
     def report(
         self, settled: Sequence[int], faults: Sequence[Fault]
     ) -> tuple[dict[int, TaskState], MarketView]:
-        """Apply coprocessor faults, then settle verified tasks; return their states.
+        """Apply a batch's faults and settle its verified tasks in one transaction; return
+        their states.
 
         A safety fault slashes (``fail_coprocessor``); a liveness fault
-        (``miss_coprocessor``) only ends the attempt, unpaid.
+        (``miss_coprocessor``) only ends the attempt, unpaid. A fault or a
+        settlement applied before a restart is skipped, so a retried call
+        applies nothing twice.
         """
-        state = self.p.state
+        tasks = self.p.state.tasks
+        safety: list[int] = []
+        liveness: list[int] = []
         for fault in faults:
-            task = state.tasks.get(fault.task_id)
+            task = tasks.get(fault.task_id)
             if task is None or not task.assigned:
                 continue
             if task.coprocessor != fault.coprocessor or task.attempts != fault.attempt:
                 continue  # already applied before a restart
-            if fault.kind == FaultKind.SAFETY:
-                self.p.fail_coprocessor(fault.task_id)
-                self.telemetry.count("stakeray_slashes")
-            else:
-                self.p.miss_coprocessor(fault.task_id)
-                self.telemetry.count("stakeray_liveness_faults")
-        ready = [t for t in settled if t in state.tasks and state.tasks[t].assigned]
+            (safety if fault.kind == FaultKind.SAFETY else liveness).append(fault.task_id)
+        faulted = {*safety, *liveness}
+        ready = [t for t in dict.fromkeys(settled) if t in tasks and tasks[t].assigned]
+        ready = [t for t in ready if t not in faulted]
         for t in ready:
-            task = state.tasks[t]
+            task = tasks[t]
             assert task.operator is not None
             self.tally.add_fee(task.operator, task.price)
-        count = self.p.settle_tasks(ready) if ready else 0
-        self.ledger.commit()
+        count = 0
+        if ready or faulted:
+            count = self.p.settle_batch(ready, safety, liveness)
+            self.ledger.commit()
         self.clock.count(count)
         self.telemetry.count("stakeray_tasks_settled", count)
+        self.telemetry.count("stakeray_slashes", len(safety))
+        self.telemetry.count("stakeray_liveness_faults", len(liveness))
         self.count_outcomes({f.task_id for f in faults})
         states = {t: self.task_state(t) for t in [*settled, *(f.task_id for f in faults)]}
         self.maybe_advance()
