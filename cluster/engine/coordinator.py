@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from cluster.engine.telemetry import COORDINATOR_METRICS, Exporter, Telemetry
 from protocol import Protocol, ProtocolError
 from protocol.ledger import LOG_NAME, Ledger
 from protocol.market import get_due_tasks
-from protocol.state import Outcome
+from protocol.state import Coprocessor, Outcome
 from protocol.units import TOKEN, Address, Amount, Round
 
 log = logging.getLogger("stakeray.coordinator")
@@ -67,6 +67,8 @@ class Coordinator:
         self.misses = RewardMisses(config)
         self.clock = RoundClock(config.network.market.clock)
         self.tally = RoundTally()
+        self.snapshots: dict[Address, Coprocessor] = {}
+        self.stale: set[Address] | None = None  # None: every coprocessor
         network = self.directory.name or "stakeray"
         self.telemetry = Telemetry(
             COORDINATOR_METRICS, self.make_exporter(network, COORDINATOR_METRICS)
@@ -101,9 +103,26 @@ class Coordinator:
         return self.ledger.chain_id
 
     def view(self) -> MarketView:
-        """Return the round, the active set's stakes and a copy of every coprocessor."""
-        state = self.p.state
-        return MarketView(self.p.round, dict(state.active), copy.deepcopy(state.coprocessors))
+        """Return the round, the active set's stakes and a snapshot of every coprocessor.
+
+        Snapshots are shared by reference and never changed: a coprocessor a
+        batch touched gets a fresh copy, the others keep theirs, so a view
+        costs O(changed), not O(coprocessors) deep copies.
+        """
+        live = self.p.state.coprocessors
+        stale = live if self.stale is None else self.stale
+        for name in stale:
+            if name in live:
+                self.snapshots[name] = copy.copy(live[name])  # no field is shared but locks
+        self.stale = set()
+        return MarketView(self.p.round, dict(self.p.state.active), dict(self.snapshots))
+
+    def touch(self, names: Iterable[Address] | None = None) -> None:
+        """Mark coprocessors changed (``None``: all of them) for the next :meth:`view`."""
+        if names is None or self.stale is None:
+            self.stale = None
+        else:
+            self.stale.update(names)
 
     def task_state(self, task_id: int, refusal: ProtocolError | None = None) -> TaskState:
         state = self.p.state
@@ -157,6 +176,7 @@ class Coordinator:
         tasks = self.p.state.tasks
         fresh = [o for o in orders if o[0] in tasks and not tasks[o[0]].assigned]
         refused = self.p.assign_tasks(fresh) if fresh else {}
+        self.touch(o[2] for o in fresh if o[2] is not None)
         if fresh:
             self.ledger.commit()
         out = {o[0]: self.task_state(o[0], refused.get(o[0])) for o in orders}
@@ -190,6 +210,7 @@ class Coordinator:
             task = tasks[t]
             assert task.operator is not None
             self.tally.add_fee(task.operator, task.price)
+        self.touch(tasks[t].coprocessor for t in [*ready, *faulted])
         count = 0
         if ready or faulted:
             count = self.p.settle_batch(ready, safety, liveness)
@@ -214,6 +235,7 @@ class Coordinator:
 
     def advance_round(self) -> Round:
         """Initialize the next round, call reward for active operators, expire late tasks."""
+        self.touch()  # reputations change with the round
         n = self.p.initialize_round()
         self.tally.next_round()
         for operator in sorted(self.p.active_set):
@@ -263,6 +285,7 @@ class Coordinator:
 
     def submit_signed(self, signed: SignedTx) -> Receipt:
         """Apply a signed transaction; return its result or the refusal."""
+        self.touch()  # a signed transaction may register or fund a coprocessor
         try:
             result = apply_signed(self.p, signed, self.ledger.chain_id)
         except ProtocolError as exc:

@@ -178,7 +178,8 @@ class OperatorHost:
         for _ in range(3 * self.params.max_attempts + 3):
             if not pending:
                 break
-            book = copy.deepcopy(self.view.coprocessors)
+            # The auction changes loads and free collateral (ints): its own shallow copies.
+            book = {name: copy.copy(c) for name, c in self.view.coprocessors.items()}
             factors: dict[Address, AskFactors] = {}
             out: list[Order] = []
             for t in pending:
