@@ -10,6 +10,8 @@ import pytest
 from cluster.cli import main
 from cluster.config.schema import ConfigError, load_config
 
+ROOT = Path(__file__).resolve().parent.parent
+
 NETWORK = """
 seed: 3
 network:
@@ -160,3 +162,16 @@ def test_network_commands_refuse_in_one_line_without_touching_ray(
     assert main([a.replace("{tmp}", tmp) for a in args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle.replace("{tmp}", tmp) in err, err
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in (ROOT / "examples").glob("*.yaml") if "\nnetwork:" in p.read_text())
+)
+def test_every_example_network_loads_and_its_genesis_is_made(path: Path, tmp_path: Path) -> None:
+    """Registration obeys the take bounds: an example whose operators' takes exceed the
+    network's max_take would fail at genesis (paper-live did, until it set max_take)."""
+    from cluster.engine.network import create_network
+
+    ledger = create_network(load_config(path), tmp_path / "ledger", fsync=False)
+    assert ledger.protocol.round == 0 and ledger.protocol.state.pools
+    ledger.close()

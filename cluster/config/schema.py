@@ -20,7 +20,8 @@ from yaml.constructor import ConstructorError
 import workers
 from cluster.config.workload import ConfigError, Float, Int, WorkloadSpec, first_error
 from protocol import Params
-from protocol.errors import InvalidParams
+from protocol.commission import check_takes
+from protocol.errors import InvalidParams, ProtocolError
 from protocol.units import PPM, Address, Amount, tokens
 
 CLIENT: Address = "client"
@@ -207,6 +208,20 @@ class NetworkConfig(BaseModel):
                 raise ValueError(
                     f"coprocessor {c.name!r}: host {c.host} >= hosts.coprocessor_hosts"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _takes(self) -> Self:
+        # Registration obeys the take bounds (protocol.commission), so say it here, by name.
+        try:
+            params = self.protocol_params()
+        except ProtocolError:
+            return self  # the params' own error is reported for the params field
+        for op in self.operators:
+            try:
+                check_takes(params, op.reward_cut, op.fee_share)
+            except ProtocolError as exc:
+                raise ValueError(f"operator {op.name!r}: {exc} (params.max_take)") from None
         return self
 
     def protocol_params(self) -> Params:

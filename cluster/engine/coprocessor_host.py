@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
-import workers
 from cluster.config.schema import CoprocessorConfig
+from cluster.engine.execution import Execution, RealExecution
 from cluster.engine.messages import Job
 from workers.backend import get_xp
 
@@ -21,16 +20,15 @@ class CoprocessorHost:
     """Executes job batches for the coprocessors it hosts; returns results in job order."""
 
     def __init__(
-        self, index: int, coprocessors: Sequence[CoprocessorConfig], seed: int = 0
+        self,
+        index: int,
+        coprocessors: Sequence[CoprocessorConfig],
+        seed: int = 0,
+        execution: Execution | None = None,
     ) -> None:
         self.index = index
         self.names = [c.name for c in coprocessors]
-        self.faults = {
-            c.name: workers.FaultConfig(
-                rate=c.fault_rate, late_s=c.late_s, seed=zlib.crc32(f"{seed}:{c.name}".encode())
-            )
-            for c in coprocessors
-        }
+        self.execution = execution if execution is not None else RealExecution(coprocessors, seed)
         self.backend = get_xp().__name__
         self.executed = 0
         self.busy_s = 0.0
@@ -53,11 +51,7 @@ class CoprocessorHost:
     def execute(self, jobs: Sequence[Job]) -> list[Any]:
         """Run every job (faulty coprocessors return wrong results at their rate)."""
         started = time.perf_counter()
-        results = []
-        for job in jobs:
-            fault = self.faults.get(job.coprocessor)
-            # Kernels hand back host arrays (workers.backend.to_numpy), so results pickle anywhere.
-            results.append(workers.execute(job.spec, fault=fault))
+        results = [self.execution.run(job) for job in jobs]
         self.executed += len(jobs)
         self.busy_s += time.perf_counter() - started
         return results

@@ -19,8 +19,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import workers
 from cluster.config.schema import RunConfig
+from cluster.engine.execution import Execution, RealExecution
 from cluster.engine.messages import (
     Escrowed,
     Fault,
@@ -64,6 +64,7 @@ class OperatorHost:
         coprocessor_hosts: Sequence[Any],
         transport: Transport,
         network: str = "stakeray",
+        execution: Execution | None = None,
     ) -> None:
         self.index = index
         self.operators = list(operators)
@@ -76,6 +77,8 @@ class OperatorHost:
             c.name: (c.cost_ppm, c.margin) for c in config.network.coprocessors
         }
         self.transport = transport
+        coprocessors = config.network.coprocessors
+        self.execution = execution if execution is not None else RealExecution(coprocessors)
         self.down_until: dict[int, float] = {}
         self.strikes: dict[int, int] = {}
         self.view: MarketView | None = None
@@ -212,7 +215,7 @@ class OperatorHost:
             futures = {h: call(self.hosts[h], "execute", batch) for h, batch in jobs.items()}
             settled: list[int] = []
             for t in local:
-                workers.execute(by_id[t].spec)  # the operator's own run: real work, trusted
+                self.execution.run_own(by_id[t].spec)  # the operator's own run, trusted
                 settled.append(t)
             faults = self.collect(futures, jobs, settled)
             states, self.view = get(call(self.coordinator, "report", settled, faults))
@@ -248,7 +251,7 @@ class OperatorHost:
             return faults
         # The verifier's inputs are drawn while the coprocessors compute, not after: on a
         # busy CPU this overlaps with their own (single-threaded) input draws.
-        inputs = {j.task_id: workers.make_inputs(j.spec) for batch in jobs.values() for j in batch}
+        prepared = {j.task_id: self.execution.prepare(j) for batch in jobs.values() for j in batch}
         ready, _ = self.transport.wait(
             list(futures.values()), len(futures), self.market.execute_timeout_s
         )
@@ -269,7 +272,7 @@ class OperatorHost:
                 faults.extend(Fault(j.task_id, j.coprocessor, j.attempt, liveness) for j in jobs[h])
                 continue
             for job, result in zip(jobs[h], results, strict=True):
-                if workers.verify(job.spec, result, inputs.pop(job.task_id)):
+                if self.execution.check(job, result, prepared.pop(job.task_id)):
                     settled.append(job.task_id)
                 else:
                     faults.append(

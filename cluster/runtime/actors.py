@@ -20,6 +20,7 @@ import ray
 from cluster.config.schema import RunConfig
 from cluster.engine.coordinator import Coordinator
 from cluster.engine.coprocessor_host import CoprocessorHost
+from cluster.engine.execution import Execution, RealExecution
 from cluster.engine.network import Placement
 from cluster.engine.operator_host import OperatorHost
 from cluster.engine.telemetry import Exporter
@@ -173,18 +174,33 @@ def deploy(
     return Deployment(coordinator, operator_hosts, coprocessor_hosts, placement.operator_host)
 
 
-def deploy_local(config: RunConfig, directory: Path, *, fsync: bool = True) -> Deployment:
-    """Build the same pipeline as plain objects in this process (no Ray)."""
+def deploy_local(
+    config: RunConfig,
+    directory: Path,
+    *,
+    fsync: bool = True,
+    execution: Execution | None = None,
+) -> Deployment:
+    """Build the same pipeline as plain objects in this process (no Ray).
+
+    ``execution`` is the one step that may differ (default: real kernels;
+    :class:`~cluster.engine.execution.DrawnExecution` draws outcomes instead).
+    """
     placement = Placement.of(config)
     coordinator = Coordinator(config, str(directory), fsync=fsync)
-    copro = {c.name: c for c in config.network.coprocessors}
+    coprocessors = config.network.coprocessors
+    if execution is None:
+        execution = RealExecution(coprocessors, config.seed)
+    copro = {c.name: c for c in coprocessors}
     coprocessor_hosts = [
-        CoprocessorHost(i, [copro[n] for n in group], config.seed)
+        CoprocessorHost(i, [copro[n] for n in group], config.seed, execution)
         for i, group in enumerate(placement.coprocessor_groups)
     ]
     transport = LocalTransport()
     operator_hosts = [
-        OperatorHost(i, group, config, coordinator, coprocessor_hosts, transport, directory.name)
+        OperatorHost(
+            i, group, config, coordinator, coprocessor_hosts, transport, directory.name, execution
+        )
         for i, group in enumerate(placement.operator_groups)
     ]
     return Deployment(coordinator, operator_hosts, coprocessor_hosts, placement.operator_host)
