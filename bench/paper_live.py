@@ -39,7 +39,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import ray  # noqa: E402
 
-from cluster.cli import main as cli  # noqa: E402
+from cluster import cli  # noqa: E402
 from cluster.config.schema import load_config  # noqa: E402
 from cluster.runtime.actors import NAMESPACE  # noqa: E402
 from cluster.runtime.runner import run_cluster  # noqa: E402
