@@ -81,10 +81,10 @@ def _sort_set(items: list[Any]) -> list[Any]:
 def to_plain(obj: Any) -> Any:
     """Lower ``obj`` to canonical msgpack-ready values (see module docstring)."""
     # Order matters: bool and IntEnum are ints, so test them first.
+    if isinstance(obj, Enum):  # first: a StrEnum is a str, but its plain form is its value
+        return to_plain(obj.value)
     if obj is None or isinstance(obj, bool | str | bytes):
         return obj
-    if isinstance(obj, Enum):
-        return to_plain(obj.value)
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, float):

@@ -171,6 +171,8 @@ def get_task_or_raise(state: State, task_id: int) -> Task:
         done = state.finished.get(task_id)
         if done is not None:
             raise DuplicateTransaction(f"task_id {task_id}: already {done[0]}")
+        if is_finished(state, task_id):
+            raise DuplicateTransaction(f"task_id {task_id}: already finished")
         raise UnknownTask(f"task_id {task_id!r}: no open task")
     return task
 
@@ -397,7 +399,7 @@ def settle_batch(
             raise DuplicateTransaction(f"task_id {task_id}: two faults in one batch")
         faulted.add(task_id)
     for task_id in settled:
-        if is_int(task_id) and task_id in state.finished:
+        if is_int(task_id) and is_finished(state, task_id):
             continue
         if not get_task_or_raise(state, task_id).assigned or task_id in faulted:
             raise TaskStateError(f"task_id {task_id}: not assigned, cannot settle")
@@ -418,7 +420,7 @@ def settle_tasks(state: State, task_ids: Sequence[int]) -> int:
     batch: list[Task] = []
     seen: set[int] = set()
     for task_id in task_ids:
-        if is_int(task_id) and task_id in state.finished:
+        if is_int(task_id) and is_finished(state, task_id):
             continue
         task = get_task_or_raise(state, task_id)
         if not task.assigned:
@@ -467,12 +469,34 @@ def refund_task(state: State, task_id: int, outcome: Outcome = Outcome.REFUNDED)
 def finish_task(state: State, task: Task, outcome: Outcome, operator: Address | None) -> None:
     """Record ``task``'s outcome; it leaves the open tasks and its expiry."""
     state.finished[task.id] = (outcome, operator)
+    state.finished_in.setdefault(state.round, []).append(task.id)
+    state.outcome_counts[outcome] = state.outcome_counts.get(outcome, 0) + 1
     del state.tasks[task.id]
     due = state.expiries.get(task.due_round)
     if due is not None:
         due.discard(task.id)
         if not due:
             del state.expiries[task.due_round]
+
+
+OUTCOME_ROUNDS_KEPT = 2
+"""Rounds a finished task's outcome stays in the state (for audits and retried reports)."""
+
+
+def is_finished(state: State, task_id: int) -> bool:
+    """Whether ``task_id`` has an outcome: in the state's recent ones, or an id below
+    ``next_task_id`` that is not open (an older outcome, in the log; or a skipped id)."""
+    return task_id in state.finished or (
+        task_id < state.next_task_id and task_id not in state.tasks
+    )
+
+
+def forget_old_outcomes(state: State) -> None:
+    """Drop the outcomes of tasks finished ``OUTCOME_ROUNDS_KEPT`` rounds ago or earlier
+    (SPEC 2 step 7): O(dropped), so live state depends on recent work, not on history."""
+    for finished_round in [r for r in state.finished_in if r <= state.round - OUTCOME_ROUNDS_KEPT]:
+        for task_id in state.finished_in.pop(finished_round):
+            state.finished.pop(task_id, None)
 
 
 def get_due_tasks(state: State, round_: Round) -> list[int]:
@@ -596,6 +620,9 @@ def audit_fault(
     if done[1] != operator:
         raise TaskStateError(f"task_id {task_id}: settled by {done[1]!r}, not {operator!r}")
     state.finished[task_id] = (Outcome.AUDITED, operator)
+    counts = state.outcome_counts
+    counts[Outcome.SETTLED] -= 1
+    counts[Outcome.AUDITED] = counts.get(Outcome.AUDITED, 0) + 1
     state.pools[operator].observed += 1
     if params.slash_fraction == 0:
         return 0

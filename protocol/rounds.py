@@ -6,7 +6,7 @@ from .commission import apply_commission_changes
 from .errors import StakerayError
 from .governance import execute_proposals
 from .issuance import get_total_supply, update_minter
-from .market import pay_uptime_incentive, update_reputations
+from .market import forget_old_outcomes, pay_uptime_incentive, update_reputations
 from .params import Params
 from .slashing import apply_pool_slashes
 from .staking import select_active_set
@@ -29,6 +29,7 @@ def initialize_round(state: State, params: Params) -> Params:
     # 4. locks with withdraw_round <= round are withdrawable: a predicate, no work.
     params = execute_proposals(state, params)  # 5. governance
     update_reputations(state, params)  # 6. GAS step with the last round's outcomes
+    forget_old_outcomes(state)  # 7. older outcomes live in the log only
     check_conservation(state)
     return params
 

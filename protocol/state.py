@@ -244,7 +244,11 @@ class State:
     next_proposal_id: int = 0
     coprocessors: dict[Address, Coprocessor] = field(default_factory=dict)
     tasks: dict[int, Task] = field(default_factory=dict)
+    # Outcomes of the tasks finished in the last few rounds (audits, retried reports); older
+    # ones are in the log only, so live state does not grow with history (market.py).
     finished: dict[int, tuple[Outcome, Address | None]] = field(default_factory=dict)
+    finished_in: dict[Round, list[int]] = field(default_factory=dict)  # round -> ids
+    outcome_counts: dict[Outcome, int] = field(default_factory=dict)  # every task, ever
     next_task_id: int = 0
     expiries: dict[Round, set[int]] = field(default_factory=dict)  # due round -> open ids
     escrow_keys: dict[str, int] = field(default_factory=dict)

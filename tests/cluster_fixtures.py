@@ -205,6 +205,7 @@ class LedgerScan:
 
 
 def scan_ledger(out: Path) -> LedgerScan:
+    from cluster.analysis.history import replay_tasks
     from protocol.eventlog import EventLog
     from protocol.ledger import LOG_NAME, Ledger
     from protocol.transactions import (
@@ -232,8 +233,11 @@ def scan_ledger(out: Path) -> LedgerScan:
                 failed += 1
             elif isinstance(tx, MissCoprocessor):
                 missed += 1
+    outcomes, _ = replay_tasks(out / "ledger")  # the state keeps only recent outcomes
+    counts = {o: n for o, n in protocol.state.outcome_counts.items() if n}
+    assert counts == dict(Counter(o for o, _ in outcomes.values()))
     return LedgerScan(
-        dict(protocol.state.finished),
+        outcomes,
         len(protocol.state.tasks),
         settled,
         failed,

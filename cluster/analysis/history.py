@@ -12,15 +12,16 @@ mean clearing margin. ``replay_delegators`` follows each delegator's stake.
 from __future__ import annotations
 
 import csv
+import itertools
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from protocol import Protocol
 from protocol import transactions as tx
 from protocol.ledger import read_log
-from protocol.state import State
+from protocol.state import Outcome, State
 from protocol.units import Address
 
 ROUND_COLUMNS = [
@@ -266,34 +267,50 @@ class LedgerTask:
     faults: int = 0
 
 
-def read_tasks(ledger_dir: str | Path, ids: Collection[int]) -> dict[int, LedgerTask]:
-    """Return what the log says of the tasks ``ids``, replaying it.
+Outcomes = dict[int, tuple[Outcome, Address | None]]
+"""Task id -> its outcome and the operator it was charged to."""
 
-    For a run directory whose client died before writing its rows: the ledger
-    is the record, so the tasks it holds are rebuilt from it. The replay
-    (not a read of the frames alone) tells a refused assignment in a batch
-    from one that stood.
+
+def replay_tasks(
+    ledger_dir: str | Path, details_of: Callable[[int], bool] = lambda task_id: False
+) -> tuple[Outcomes, dict[int, LedgerTask]]:
+    """Replay the log; return every task's outcome, and the details of those ``details_of``
+    picks.
+
+    Live state keeps only recent outcomes (``protocol.market.forget_old_outcomes``),
+    so the outcomes of a whole run come from here. The details rebuild a task
+    no client recorded (its client died before writing its rows): the ledger
+    is the record. The replay (not a read of the frames alone) tells a refused
+    assignment in a batch from one that stood.
     """
-    wanted = set(ids)
     found: dict[int, LedgerTask] = {}
+    outcomes: Outcomes = {}
     with read_log(ledger_dir) as (protocol, frames):
-        tasks = protocol.state.tasks
+        state = protocol.state
         for frame in frames:
             t = tx.parse_tx(frame.tx) if isinstance(frame, tx.Signed) else frame
             if isinstance(t, tx.EscrowTasks):
-                found.update((i, LedgerTask(i, fee)) for i, fee in t.tasks if i in wanted)
+                found.update((i, LedgerTask(i, fee)) for i, fee in t.tasks if details_of(i))
             elif isinstance(t, TASK_FAULTS) and t.task_id in found:
                 found[t.task_id].faults += 1
             elif isinstance(t, tx.SettleBatch):
                 for task_id in [*t.safety, *t.liveness]:
                     if task_id in found:
                         found[task_id].faults += 1
+            before = len(state.finished)
             protocol.apply(frame)
-            if isinstance(t, tx.AssignTask | tx.AssignTasks):
+            if isinstance(t, tx.InitializeRound):
+                continue  # it forgets old outcomes and finishes no task
+            # Outcomes are only ever appended outside a round change: the new ones are last.
+            new = len(state.finished) - before
+            outcomes.update(itertools.islice(reversed(state.finished.items()), new))
+            if isinstance(t, tx.AuditFault):
+                outcomes[t.task_id] = state.finished[t.task_id]
+            elif isinstance(t, tx.AssignTask | tx.AssignTasks):
                 batch = t.orders if isinstance(t, tx.AssignTasks) else [(t.task_id,)]
                 for task_id, *_ in batch:
-                    task, row = tasks.get(task_id), found.get(task_id)
+                    task, row = state.tasks.get(task_id), found.get(task_id)
                     if task is not None and row is not None and task.assigned:
                         row.operator, row.coprocessor = task.operator or "", task.coprocessor or ""
                         row.price = task.price
-    return found
+    return outcomes, found

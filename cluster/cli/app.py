@@ -208,7 +208,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     stake_dust, fee_dust = protocol.unclaimable()
     digest = protocol.state_hash()
     print(f"state {digest}")
-    outcomes = Counter(done[0] for done in protocol.state.finished.values())
+    outcomes = Counter(protocol.state.outcome_counts)
     print(
         f"rounds {protocol.round}  invariants ok  tasks "
         + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))

@@ -137,7 +137,7 @@ class Coordinator:
                 task.attempts,
                 refusal,
             )
-        done = state.finished.get(task_id)
+        done = state.finished.get(task_id)  # recent outcomes; older ones are in the log
         if done is not None:
             return TaskState(task_id, done[0], done[1], refusal=refusal)
         return TaskState(task_id, TaskStatus.UNKNOWN, refusal=refusal)

@@ -79,7 +79,7 @@ def network_status(p: Protocol, tally: RoundTally) -> dict[str, Any]:
     return {
         "round": p.round,
         "open_tasks": len(p.state.tasks),
-        "finished_tasks": len(p.state.finished),
+        "finished_tasks": sum(p.state.outcome_counts.values()),
         "total_supply": p.total_supply,
         "total_active_stake": p.total_active_stake,
         "minted": t.minted,

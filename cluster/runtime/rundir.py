@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.analysis.history import LedgerTask, read_tasks, write_rounds_csv
+from cluster.analysis.history import LedgerTask, replay_tasks, write_rounds_csv
 from cluster.engine.messages import TaskRecord, TaskStatus, parse_status
 from cluster.engine.transport import Transport
 from cluster.runtime.actors import Deployment
@@ -104,14 +104,15 @@ def from_ledger(ledger_dir: Path, records: list[TaskRecord], state: State) -> li
     A client's row takes the ledger's outcome (a host may have been lost
     mid-batch); a task no client recorded (its client died before writing
     its rows, or an outside escrow) gets a row rebuilt from the log, with an
-    empty kind. Rows of ids the ledger never escrowed are dropped.
+    empty kind. Rows of ids the ledger never escrowed are dropped. ``state``
+    is the final state (its open tasks); outcomes come from a replay of the
+    log, since the state keeps only recent ones.
     """
     by_id = {r.task_id: r for r in records}
-    missing = [t for t in [*state.finished, *state.tasks] if t not in by_id]
-    logged = read_tasks(ledger_dir, missing) if missing else {}
+    outcomes, logged = replay_tasks(ledger_dir, lambda task_id: task_id not in by_id)
     rows = []
-    for task_id in sorted([*state.finished, *state.tasks]):
-        done = state.finished.get(task_id)
+    for task_id in sorted([*outcomes, *state.tasks]):
+        done = outcomes.get(task_id)
         status = done[0] if done is not None else TaskStatus.OPEN
         record = by_id.get(task_id)
         if record is None:
