@@ -35,6 +35,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -535,49 +536,101 @@ def _pos(heavy: np.ndarray, j: int) -> int:
 # --- the sweep ---------------------------------------------------------------------------
 
 
-def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
-    """Run every sweep point and seed (skipping those already in ``out``); write the outputs."""
+Run = tuple[str, Any, int]
+"""One simulation of a sweep: the swept parameter, its value and the Monte Carlo seed."""
+
+PointRunner = Callable[[ExperimentConfig, list[Run]], Iterator[tuple[int, PointResult]]]
+"""Runs the given runs elsewhere (``cluster.runtime.sweep``: as Ray tasks) and yields
+``(index in that list, result)`` for each as it finishes, in any order."""
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    out: Path,
+    *,
+    progress: bool = True,
+    runner: PointRunner | None = None,
+) -> dict[str, Any]:
+    """Run every sweep point and seed (skipping those already in ``out``); write the outputs.
+
+    ``runner``: where the points not yet in ``out`` run (default: one after the
+    other in this process). Whatever order they finish in, each point's files are
+    written here as soon as it is back (so an interrupted sweep resumes), and the
+    summary and CSVs keep the sweep's order: point, then seed.
+    """
     out.mkdir(parents=True, exist_ok=True)
     parts = out / "points"
     parts.mkdir(exist_ok=True)
     started = time.perf_counter()
-    results: list[PointResult] = []
     runs = [(name, value, seed) for name, value in config.points() for seed in range(config.seeds)]
+    results: dict[int, PointResult] = {}
+    pending: list[int] = []
     bar = Progress(len(runs) * config.rounds, enabled=progress, unit="rounds")
+
+    def point_path(i: int) -> Path:
+        name, value, seed = runs[i]
+        return parts / f"{name}={value}-seed={seed}.json"
+
+    def in_process() -> Iterator[tuple[int, PointResult]]:
+        for k, i in enumerate(pending):
+            name, value, seed = runs[i]
+            bar.advance(0, note=f"point {i + 1}/{len(runs)} {name}={value} seed {seed}")
+            yield k, simulate_point(config, name, value, seed, bar)
+
+    finished: Iterator[tuple[int, PointResult]] | None = None
     try:
-        for i, (name, value, seed) in enumerate(runs, 1):
-            bar.advance(0, note=f"point {i}/{len(runs)} {name}={value} seed {seed}")
-            path = parts / f"{name}={value}-seed={seed}.json"
+        for i in range(len(runs)):
+            path = point_path(i)
             arrays = path.with_suffix(".npz")
             if path.exists() and arrays.exists():  # resumable: a finished point is kept
                 data = json.loads(path.read_text())
                 with np.load(arrays) as npz:
                     series = {k: npz[k] for k in npz.files}
-                results.append(
-                    PointResult(data["row"], data["rounds"], data["participants"], series)
-                )
-                bar.advance(config.rounds)
-                continue
-            result = simulate_point(config, name, value, seed, bar)
-            np.savez_compressed(arrays, **(result.series or {}))
+                results[i] = PointResult(data["row"], data["rounds"], data["participants"], series)
+                name, value, seed = runs[i]
+                note = f"point {i + 1}/{len(runs)} {name}={value} seed {seed}"
+                bar.advance(config.rounds, note=note)
+            else:
+                pending.append(i)
+        if runner is None:
+            finished = in_process()
+        else:
+            bar.advance(0, note=f"{len(pending)} points to run")
+            finished = runner(config, [runs[i] for i in pending])
+        for k, result in finished:
+            i = pending[k]
+            if i in results:
+                raise RuntimeError(f"sweep runner: point {k} came back twice")
+            path = point_path(i)
+            np.savez_compressed(path.with_suffix(".npz"), **(result.series or {}))
             plain = {
                 "row": result.row,
                 "rounds": result.rounds,
                 "participants": result.participants,
             }
             path.write_text(json.dumps(plain))  # last: its presence marks the point finished
-            results.append(result)
+            results[i] = result
+            if runner is not None:  # the in-process path advanced round by round
+                name, value, seed = runs[i]
+                note = f"point {len(results)}/{len(runs)} done: {name}={value} seed {seed}"
+                bar.advance(config.rounds, note=note)
     finally:
+        close = getattr(finished, "close", None)
+        if close is not None:  # a runner's generator stops what it still has running
+            close()
         bar.close()
+    if len(results) != len(runs):
+        raise RuntimeError(f"sweep runner: {len(runs) - len(results)} points never came back")
+    ordered = [results[i] for i in range(len(runs))]
     summary = {
         "experiment": config.name,
         "seed": config.seed,
-        "sweep": [r.row for r in results],
+        "sweep": [r.row for r in ordered],
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    _write_csv(out / "rewards.csv", [x for r in results for x in r.participants])
-    _write_csv(out / "rounds.csv", [x for r in results for x in r.rounds])
+    _write_csv(out / "rewards.csv", [x for r in ordered for x in r.participants])
+    _write_csv(out / "rounds.csv", [x for r in ordered for x in r.rounds])
     return summary
 
 

@@ -429,7 +429,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.overwrite:
         remove_own(out, EXPERIMENT_DIRS, EXPERIMENT_NAMES, links_only=args.resume)
     make_out(out)
-    summary = run_experiment(config, out, progress=not args.quiet)
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if address is None and (args.workers or 1) == 1:  # in this process, one point at a time
+        summary = run_experiment(config, out, progress=not args.quiet)
+    else:
+        from cluster.runtime.sweep import ray_sweep
+
+        with ray_sweep(args.workers, args.address) as runner:
+            summary = run_experiment(config, out, progress=not args.quiet, runner=runner)
     print(sweep_table(config, summary["sweep"]))
     print(f"{len(summary['sweep'])} points in {summary['elapsed_s']:.1f} s -> {out}")
     print(f"report: {write_experiment_report(out)}")
@@ -570,6 +577,15 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--resume", action="store_true", help="keep finished points in --out")
     simulate.add_argument("--overwrite", action="store_true", help="start --out afresh")
     simulate.add_argument("--quiet", action="store_true", help="no progress line")
+    simulate.add_argument(
+        "--workers",
+        type=int_arg(1, 4096),
+        help="run the points as Ray tasks, N at a time, on a local Ray with N CPUs"
+        " (default 1: in this process; with --address: N in flight, default the cluster's CPUs)",
+    )
+    simulate.add_argument(
+        "--address", help="Ray cluster to run the points on (default: RAY_ADDRESS, else --workers)"
+    )
     simulate.set_defaults(func=cmd_simulate)
 
     keys = sub.add_parser("keys", help="manage the local Ed25519 keystore")

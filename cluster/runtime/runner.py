@@ -22,7 +22,7 @@ from cluster.engine.transport import LocalTransport, Transport
 from cluster.runtime.actors import NAMESPACE, Deployment, deploy, deploy_local
 from cluster.runtime.chaos import ChaosMonkey, ChaosPlan
 from cluster.runtime.errors import RunError
-from cluster.runtime.head import ensure_token, offer_token
+from cluster.runtime.head import ensure_token, offer_token, secure_token, token_path
 from cluster.runtime.nodes import on_node
 from cluster.runtime.rundir import RunResult, finish_directory
 from cluster.runtime.transport import RayTransport
@@ -65,6 +65,74 @@ def quiet_ray_env() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 
 
+def ray_init_options() -> dict[str, Any]:
+    """``ray.init`` options every stakeray driver uses: quiet, and stakeray's namespace."""
+    return {"logging_level": logging.WARNING, "log_to_driver": False, "namespace": NAMESPACE}
+
+
+def embedded_head_options(num_cpus: int | None = None) -> dict[str, Any]:
+    """``ray.init`` options of an embedded head (default: this machine's CPUs, at least 2)."""
+    return {
+        "num_cpus": num_cpus if num_cpus is not None else max(2, os.cpu_count() or 2),
+        "include_dashboard": False,
+        "object_store_memory": 512 * 1024**2,
+    }
+
+
+def secure_embedded_ray() -> None:
+    """Require this user's token on an embedded cluster about to start.
+
+    An embedded cluster lives and dies with this process. Ray listens on every
+    interface, so it admits only clients holding this user's token (as `up`),
+    unless the user turned authentication off (RAY_AUTH_MODE=disabled).
+    """
+    if os.environ.get("RAY_AUTH_MODE") != "disabled":
+        ensure_token()
+        offer_token()
+
+
+@contextmanager
+def ray_joined(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    system_config: dict[str, Any] | None = None,
+) -> Iterator[str]:
+    """Join ``address`` (or ``RAY_ADDRESS``), else start an embedded Ray with ``num_cpus``.
+
+    ``system_config``: Ray's internal settings for an embedded cluster (ignored
+    when joining one). Yield where: ``"connected"`` (the caller had already
+    joined a cluster, which is then left as it is), the address joined, or
+    ``"local"``. What this started or joined is shut down at the end.
+    ``ray_session`` is the same for a run, with its resource checks and the
+    optional multi-node cluster.
+    """
+    quiet_ray_env()
+    import ray
+
+    if ray.is_initialized():  # the caller (a test, a notebook) already joined a cluster
+        yield "connected"
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    try:
+        if address:
+            ray.init(address=address, **ray_init_options())
+        else:
+            if os.environ.get("RAY_AUTH_MODE") != "disabled" and token_path().is_file():
+                secure_token()  # what ensure_token does when the token exists, without
+                offer_token()  # starting `ray get-auth-token` (a second or so)
+            else:
+                secure_embedded_ray()
+            # "local": always a new cluster, never one named by ray_current_cluster.
+            head = embedded_head_options(num_cpus)
+            if system_config:
+                head["_system_config"] = system_config
+            ray.init(address="local", **head, **ray_init_options())
+        yield address or "local"
+    finally:
+        ray.shutdown()
+
+
 @contextmanager
 def ray_session(
     config: RunConfig, address: str | None = None, *, worker_nodes: int = 0
@@ -85,28 +153,15 @@ def ray_session(
         yield RaySession(address="connected")
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    common = {
-        "logging_level": logging.WARNING,
-        "log_to_driver": False,
-        "namespace": NAMESPACE,
-    }
+    common = ray_init_options()
     session = RaySession(address)
     hosts = config.network.hosts
     try:
         if address:
             ray.init(address=address, **common)
         else:
-            # An embedded cluster lives and dies with this process. Ray listens on every
-            # interface, so it admits only clients holding this user's token (as `up`),
-            # unless the user turned authentication off (RAY_AUTH_MODE=disabled).
-            if os.environ.get("RAY_AUTH_MODE") != "disabled":
-                ensure_token()
-                offer_token()
-            head: dict[str, Any] = {
-                "num_cpus": max(2, os.cpu_count() or 2),
-                "include_dashboard": False,
-                "object_store_memory": 512 * 1024**2,
-            }
+            secure_embedded_ray()
+            head = embedded_head_options()
             if hosts.gpus_per_coprocessor_host > 0:
                 log.warning("no --address: Ray sees this machine's GPUs only")
             if worker_nodes:
