@@ -142,9 +142,6 @@ class Coordinator:
             return TaskState(task_id, done[0], done[1], refusal=refusal)
         return TaskState(task_id, TaskStatus.UNKNOWN, refusal=refusal)
 
-    def task_states(self, task_ids: Sequence[int]) -> dict[int, TaskState]:
-        return {t: self.task_state(t) for t in task_ids}
-
     def nonce(self, address: Address) -> int:
         return int(self.p.nonce(address))
 

@@ -50,8 +50,12 @@ def ensure_token() -> None:
     """Make the cluster token if this user has none (``ray get-auth-token --generate``).
 
     Ray writes it with ``open(path, "w")``, so the umask decides its mode: the
-    command runs under umask 077 (file 0600). Then :func:`secure_token`.
+    command runs under umask 077 (file 0600). Then :func:`secure_token`. A user who
+    has a token already keeps it (no command is started: it costs a second or so).
     """
+    if token_path().is_file():
+        secure_token()
+        return
     done = subprocess.run(
         [*ray_command(), "get-auth-token", "--generate"],
         capture_output=True,

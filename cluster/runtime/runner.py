@@ -22,7 +22,7 @@ from cluster.engine.transport import LocalTransport, Transport
 from cluster.runtime.actors import NAMESPACE, Deployment, deploy, deploy_local
 from cluster.runtime.chaos import ChaosMonkey, ChaosPlan
 from cluster.runtime.errors import RunError
-from cluster.runtime.head import ensure_token, offer_token, secure_token, token_path
+from cluster.runtime.head import ensure_token, offer_token
 from cluster.runtime.nodes import on_node
 from cluster.runtime.rundir import RunResult, finish_directory
 from cluster.runtime.transport import RayTransport
@@ -118,11 +118,7 @@ def ray_joined(
         if address:
             ray.init(address=address, **ray_init_options())
         else:
-            if os.environ.get("RAY_AUTH_MODE") != "disabled" and token_path().is_file():
-                secure_token()  # what ensure_token does when the token exists, without
-                offer_token()  # starting `ray get-auth-token` (a second or so)
-            else:
-                secure_embedded_ray()
+            secure_embedded_ray()
             # "local": always a new cluster, never one named by ray_current_cluster.
             head = embedded_head_options(num_cpus)
             if system_config:
