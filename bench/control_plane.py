@@ -102,7 +102,7 @@ def main() -> int:
     config = live.model_copy(update={"workload": live.workload.with_count(per_chunk)})
     network = config.network
     assert config.workload is not None
-    execution = DrawnExecution(config.network.coprocessors, config.seed)
+    execution = DrawnExecution([*network.coprocessors, *network.operators], config.seed)
     print(
         f"{len(network.operators)} operators, {len(network.coprocessors)} coprocessors,"
         f" {count:,} tasks in {args.chunks} chunks, drawn outcomes, fsync on"

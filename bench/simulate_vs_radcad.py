@@ -4,9 +4,12 @@ Both sides run Rodikov (2025)'s reward-distribution model on the setting of
 ``examples/paper.yaml`` (100 operators, 100 coprocessors, 1,000 tasks a round,
 slashing factor 0.1), in this process, interleaved:
 
-* ours: ``cluster.analysis.simulate.simulate_point`` (a real ``protocol.Protocol`` for
-  issuance, rewards, fee pools and slashing; ``select_operators``;
-  ``clear_batch``; ``compute_gas_update``) over ``--rounds`` rounds;
+* ours: ``cluster.analysis.simulate.simulate_point``, the market engine
+  (``cluster.engine.market.MarketEngine``: escrow, stake-weighted selection,
+  ``clear_batch`` with ``compute_ask_ppm`` rates, one ``settle_batch`` per
+  round) over a real in-memory ``protocol.Protocol`` (issuance, rewards, fee
+  pools, collateral, slashing, GAS reputation), outcomes drawn by
+  ``draw_outcomes``, over ``--rounds`` rounds;
 * radCAD: ``bench/radcad_model.py``, the same rules as an idiomatic radCAD
   model (plain dicts and lists as state, seven partial state update blocks of
   policies and state update functions, radCAD's default deep copies), run with
@@ -19,10 +22,15 @@ its number of rounds; ``--reps`` repetitions alternate which side goes first,
 and the ratio is radCAD's median ms/round over ours. Target: >= 50x. CPU time
 of this process per round is shown too, for information (the machine may be
 shared). A sanity table compares the economics over the radCAD run's rounds:
-both draw the same population, difficulties and outcome draws from the same
-seed, only the operator choice differs (blake2b per task vs a weighted
-``Generator.choice``), so who executes what differs. A ratio outside [0.5, 2]
-on any line (except rare counts below 5) prints a warning and fails the run.
+both draw the same population from the same seed, but the task stream differs
+after the first round (ours draws outcomes and audits by keyed hashes, radCAD
+from the shared generator), and so does the operator choice (blake2b per task
+vs a weighted ``Generator.choice``), so who executes what differs. The rules
+differ in two details too: ours re-offers a task a coprocessor failed (radCAD
+drops it) and settles an operator's own task before an audit slashes it
+(radCAD withholds the fee). A ratio outside
+[0.5, 2] on any line (except rare counts below 5) prints a warning and fails
+the run.
 
 Run from the repository root (needs ``pip install radcad``)::
 

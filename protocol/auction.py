@@ -17,7 +17,7 @@ then the lower load, then the lower index.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -120,14 +120,15 @@ def run_dutch_auction(
 class CoprocessorBook:
     """Coprocessor state for batch clearing, one array entry per coprocessor.
 
-    ``collateral`` is free collateral and ``required`` (per task) the
-    collateral a win locks, both in base units; money columns (``asks``,
-    ``collateral``) may be ``dtype=object`` arrays of Python ints, since base
-    units overflow int64. ``capacity`` and ``load`` count concurrent tasks.
+    ``ask_ppm`` is each one's ask as a rate of the fee (PPM, may exceed 1):
+    the ask for a task of fee ``F`` is ``ceil(F * ask_ppm / PPM)``
+    (:func:`protocol.market.compute_ask_ppm`). ``collateral`` is free
+    collateral in base units (a ``dtype=object`` array of Python ints: base
+    units overflow int64); ``capacity`` and ``load`` count concurrent tasks.
     Clearing updates ``load`` and ``collateral`` in place.
     """
 
-    asks: npt.NDArray[Any]
+    ask_ppm: npt.NDArray[Any]
     capacity: npt.NDArray[np.int64]
     load: npt.NDArray[np.int64]
     collateral: npt.NDArray[Any]
@@ -143,6 +144,9 @@ class CoprocessorBook:
         )
 
 
+NO_EXCLUSIONS: frozenset[int] = frozenset()
+
+
 def clear_one_by_one(
     fees: Sequence[Amount],
     book: CoprocessorBook,
@@ -150,26 +154,31 @@ def clear_one_by_one(
     step_ppm: int,
     reserve_ppm: int,
     required: Sequence[int] | None = None,
+    excluded: Sequence[Collection[int]] | None = None,
 ) -> list[AuctionResult]:
     """Clear tasks with one :func:`run_dutch_auction` each, updating the book as winners take them.
 
     The plain reference :func:`clear_batch` must equal (and is measured against).
     """
-    asks = [a.item() if hasattr(a, "item") else a for a in book.asks]
+    rates = [int(a) for a in book.ask_ppm]
     capacity = book.capacity.tolist()
     reputation = book.reputation.tolist()
     load = book.load.tolist()
     collateral = book.collateral.tolist()
     needs = required if required is not None else [0] * len(fees)
+    skips = excluded if excluded is not None else [NO_EXCLUSIONS] * len(fees)
     out = []
-    for fee, need in zip(fees, needs, strict=True):
+    for fee, need, skip in zip(fees, needs, skips, strict=True):
         eligible = [
-            load[i] < capacity[i] and collateral[i] >= need and reputation[i] >= book.min_reputation
-            for i in range(len(asks))
+            load[i] < capacity[i]
+            and collateral[i] >= need
+            and reputation[i] >= book.min_reputation
+            and i not in skip
+            for i in range(len(rates))
         ]
         result = run_dutch_auction(
             fee,
-            asks,
+            [-(-fee * r // PPM) for r in rates],
             step_ppm=step_ppm,
             reserve_ppm=reserve_ppm,
             reputation=reputation,
@@ -192,77 +201,70 @@ def clear_batch(
     step_ppm: int,
     reserve_ppm: int,
     required: Sequence[int] | None = None,
+    excluded: Sequence[Collection[int]] | None = None,
 ) -> list[AuctionResult]:
     """Clear tasks in order as if one by one, updating loads and collateral as winners take them.
 
     Equal to calling :func:`run_dutch_auction` per task with the book's state
-    at that moment. A winner that cannot take the task (full, or short of
-    collateral) declines and the clock resumes from the same tick with the
-    others, which is what skipping it computes.
+    at that moment. A winner that cannot take the task (full, short of
+    collateral, or in the task's ``excluded`` set: it already failed it)
+    declines and the clock resumes from the same tick with the others, which
+    is what skipping it computes.
 
-    Why it is fast: acceptance ticks ``ceil(ask / tick)`` grow with the ask
-    whatever the task, so coprocessors are sorted by ask once; a task's
-    clock stops at the first able coprocessor in that order, and only those
-    whose asks fall in the same tick (usually one or two) compete on
-    reputation, load and index. Coprocessors that fill up leave the order.
+    Why it is fast: a task's asks are the same rates of its fee, so acceptance
+    ticks ``ceil(ask / tick)`` grow with the rate whatever the task, and
+    coprocessors are sorted by rate once; a task's clock stops at the first
+    able coprocessor in that order, and only those whose asks fall in the
+    same tick (usually one or two) compete on reputation, load and index.
+    Coprocessors that fill up leave the order.
     """
     check_auction_args(0, step_ppm, reserve_ppm)
-    asks = [a.item() if hasattr(a, "item") else a for a in book.asks]
+    rates = [int(a) for a in book.ask_ppm]
     capacity = book.capacity.tolist()
     load = book.load.tolist()
     collateral = book.collateral.tolist()
     reputation = book.reputation.tolist()
     floor = book.min_reputation
-    # Able coprocessors in ask order (ties by index); the full and the
+    # Able coprocessors in rate order (ties by index); the full and the
     # disreputable never come back within a batch, so they are dropped.
     order = sorted(
-        (i for i in range(len(asks)) if reputation[i] >= floor and load[i] < capacity[i]),
-        key=lambda i: (asks[i], i),
+        (i for i in range(len(rates)) if reputation[i] >= floor and load[i] < capacity[i]),
+        key=lambda i: (rates[i], i),
     )
     results: list[AuctionResult] = []
     none = AuctionResult(winner=None, price=0)
-    ceil = math.ceil
     needs = required if required is not None else [0] * len(fees)
+    skips = excluded if excluded is not None else [NO_EXCLUSIONS] * len(fees)
     append = results.append
     make = tuple.__new__  # a NamedTuple without its keyword-handling constructor
-    for fee, need in zip(fees, needs, strict=True):
+    for fee, need, skip in zip(fees, needs, skips, strict=True):
         if fee.__class__ is not int or fee < 0:
             check_auction_args(fee, step_ppm, reserve_ppm)
         tick = fee * step_ppm // PPM or 1
         last = (fee - fee * reserve_ppm // PPM) // tick
         end = len(order)
         first = 0
-        while first < end and collateral[order[first]] < need:
+        while first < end and (collateral[order[first]] < need or order[first] in skip):
             first += 1
         if first == end:
             append(none)
             continue
         winner = order[first]
-        ask = asks[winner]
-        # compute_accept_tick, inlined: this loop is the batch's hot path.
-        if ask <= 0:
-            k = 0
-        elif ask.__class__ is int:
-            k = -(-ask // tick)
-        else:
-            k = ceil(ask / tick)
-            while k * tick < ask:
-                k += 1
-            while k > 0 and (k - 1) * tick >= ask:
-                k -= 1
+        ask = -(-fee * rates[winner] // PPM)
+        k = -(-ask // tick) if ask > 0 else 0  # compute_accept_tick, inlined (hot path)
         if k > last:
             append(none)
             continue
         top = k * tick
-        # Others accept at the same tick iff their ask is at most k * tick (asks are sorted).
+        # Others accept at the same tick iff their ask is at most k * tick (rates are sorted).
         pos = first + 1
-        if pos < end and asks[order[pos]] <= top:
+        if pos < end and -(-fee * rates[order[pos]] // PPM) <= top:
             best_rep, best_load = reputation[winner], load[winner]
             while pos < end:
                 i = order[pos]
-                if asks[i] > top:
+                if -(-fee * rates[i] // PPM) > top:
                     break
-                if collateral[i] >= need:
+                if collateral[i] >= need and i not in skip:
                     rep = reputation[i]
                     # Higher reputation, then lower load, then lower index (no tuples: hot path).
                     if rep > best_rep or (

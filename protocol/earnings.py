@@ -12,6 +12,13 @@ position that was active in ``n`` restarts it from its value through round
 on that value later. The reward share of carried stake is escrowed at the
 checkpoint (it has left the pool or restarted) and the last carry of a round
 takes what rounding left, so every minted base unit is claimable.
+
+Cost does not grow with history. A pool keeps only the factor entries a
+lookup can still read: its latest, those its positions and carries start
+from (reference-counted in ``Pool.factor_refs``) and the epoch ends a position
+still crosses. An entry is dropped as soon as its last reader lets it go, in
+O(1), so claims read exactly the numbers they read before and the state holds
+one entry per pool plus one per distinct round an open position started.
 """
 
 from __future__ import annotations
@@ -94,14 +101,119 @@ def get_base_factors(pool: Pool, n: Round) -> tuple[Factor, Factor]:
 
 
 def ensure_factor_entry(pool: Pool, n: Round) -> FactorEntry:
-    """Return the pool's entry for the current round ``n``, creating it from the latest one."""
+    """Return the pool's entry for the current round ``n``, creating it from the latest one.
+
+    The entry it supersedes as the latest is dropped unless a position, a carry
+    or an epoch end still reads it (see :func:`is_factor_entry_needed`).
+    """
     entry = pool.factors.get(n)
     if entry is None:
         crf, cff = get_current_factors(pool)
         entry = FactorEntry(crf_base=crf, cff_base=cff, crf=crf, cff=cff, crf_end=crf)
+        previous = pool.last_factor_round
         pool.factors[n] = entry
         pool.last_factor_round = n
+        if previous is not None:
+            drop_factor_entry(pool, previous)
+        if pool.epoch_ends:
+            prune_epoch_ends(pool)
     return entry
+
+
+# --- which factor entries are kept (SPEC 4) --------------------------------
+#
+# Lookups read a pool's entry of round ``r`` only when ``r`` is
+#   1. the pool's latest round with an entry (``get_current_factors``; the current
+#      round's entry, read by ``get_base_factors``, ``process_reward`` and
+#      ``credit_fees``, is the latest once it exists);
+#   2. the ``last_claim_round`` of a position in the pool (``get_position``,
+#      ``is_lone_claimant``; only while the position holds a bond);
+#   3. the ``round`` of a carry of the pool (``compute_carry_earnings``);
+#   4. the end of an epoch a position started in or before (``get_position``):
+#      such an end is at or after the position's ``last_claim_round``.
+# Cases 2 and 3 are counted in ``Pool.factor_refs``. References are only ever
+# made in the current round, so its keys are in ascending order and its first
+# key is the oldest reference. An entry that no case covers can never be read
+# again (rounds only move forward), so it is dropped as soon as it is released:
+# the stored entries depend on the open positions and carries, not on history.
+
+
+def get_factor_refs(d: Delegator | None) -> list[tuple[Address, Round]]:
+    """Return the (pool, round) factor entries ``d``'s claims read: its position's and carry's."""
+    refs: list[tuple[Address, Round]] = []
+    if d is None:
+        return refs
+    if d.delegate is not None and d.bonded > 0:
+        refs.append((d.delegate, d.last_claim_round))
+    if d.carry is not None:
+        refs.append((d.carry.operator, d.carry.round))
+    return refs
+
+
+def get_oldest_factor_ref(pool: Pool) -> Round | None:
+    """Return the oldest round a position or carry of the pool reads, if any (O(1))."""
+    return next(iter(pool.factor_refs), None)
+
+
+def is_factor_entry_needed(pool: Pool, r: Round) -> bool:
+    """Return whether a lookup can still read the pool's entry of round ``r``."""
+    if r == pool.last_factor_round or r in pool.factor_refs:
+        return True
+    oldest = get_oldest_factor_ref(pool)
+    return oldest is not None and oldest <= r and r in pool.epoch_ends.values()
+
+
+def drop_factor_entry(pool: Pool, r: Round) -> None:
+    """Drop the pool's entry of round ``r`` if no lookup can read it any more."""
+    if r in pool.factors and not is_factor_entry_needed(pool, r):
+        del pool.factors[r]
+
+
+def prune_epoch_ends(pool: Pool) -> None:
+    """Forget the epoch ends that precede every reference, and their entries.
+
+    A position crosses only epoch ends at or after its ``last_claim_round``. The
+    last end stays (``get_current_factors`` compares with it) but its entry goes.
+    O(pruned): the ends are in ascending order and the walk stops at a kept one.
+    """
+    oldest = get_oldest_factor_ref(pool)
+    last = pool.epoch - 1
+    stale: list[int] = []
+    for epoch, r in pool.epoch_ends.items():
+        if oldest is not None and r >= oldest:
+            break
+        stale.append(epoch)
+    for epoch in stale:
+        r = pool.epoch_ends[epoch] if epoch == last else pool.epoch_ends.pop(epoch)
+        drop_factor_entry(pool, r)
+
+
+def acquire_factor_entry(pool: Pool, r: Round) -> None:
+    """Count one more position or carry reading the pool's entry of round ``r`` (the current)."""
+    pool.factor_refs[r] = pool.factor_refs.get(r, 0) + 1
+
+
+def release_factor_entry(pool: Pool, r: Round) -> None:
+    """Count one reader of the pool's round-``r`` entry less; drop what nobody reads now."""
+    count = pool.factor_refs[r] - 1
+    if count:
+        pool.factor_refs[r] = count
+        return
+    del pool.factor_refs[r]
+    drop_factor_entry(pool, r)
+    if pool.epoch_ends:
+        prune_epoch_ends(pool)  # the oldest reference may have moved past some ends
+
+
+def update_factor_refs(
+    state: State, before: list[tuple[Address, Round]], after: list[tuple[Address, Round]]
+) -> None:
+    """Move a delegator's factor references from ``before`` to ``after`` (new ones first)."""
+    pools = state.pools
+    for address, r in after:
+        acquire_factor_entry(pools[address], r)
+    for address, r in before:
+        release_factor_entry(pools[address], r)
 
 
 def touch_commission(pool: Pool, n: Round) -> None:
@@ -329,11 +441,17 @@ def settle(state: State, address: Address) -> Settlement:
 def tracking_position(state: State, address: Address) -> Iterator[None]:
     """Keep each pool's count of positions right across a change to ``address``'s bond.
 
-    Every mutator that may change a bond runs its whole change inside this.
+    Every mutator that may change a bond runs its whole change inside this; it
+    also moves the delegator's references to factor entries (SPEC 4), so an entry
+    nobody reads any more is dropped.
     """
-    before = position_of(state.delegators.get(address))
+    d = state.delegators.get(address)
+    before, refs_before = position_of(d), get_factor_refs(d)
     yield
-    after = position_of(state.delegators.get(address))
+    d = state.delegators.get(address)
+    after, refs_after = position_of(d), get_factor_refs(d)
+    if refs_before != refs_after:
+        update_factor_refs(state, refs_before, refs_after)
     if before == after:
         return
     if after is not None:

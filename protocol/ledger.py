@@ -28,6 +28,7 @@ damaged) aside; nothing is deleted.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -100,11 +101,19 @@ class Ledger:
         *,
         snapshot_every: int,
         last_frame_crc: int,
+        snapshot_ratio: float = 0.0,
     ) -> None:
         self.directory = directory
         self.protocol = protocol
         self.events = events
         self.snapshot_every = snapshot_every
+        # A snapshot also waits until the log since the last one is ``snapshot_ratio``
+        # times that snapshot's size: snapshots then cost at most 1 / ratio of writing
+        # the log, and a recovery replays at most that much log (plus the rounds).
+        self.snapshot_ratio = snapshot_ratio
+        self.logged_since_snapshot = 0
+        newest = list_snapshots(directory, SNAPSHOT_PREFIX)
+        self.last_snapshot_bytes = newest[-1].stat().st_size if newest else 0
         self.last_frame_crc = last_frame_crc
         self.chain_id = _chain_id(events)
         """The network's identity: :func:`genesis_chain_id` of this log's genesis frame."""
@@ -120,9 +129,14 @@ class Ledger:
         balances: Mapping[Address, Amount] | None = None,
         *,
         snapshot_every: int = 10,
+        snapshot_ratio: float = 0.0,
         fsync: bool = True,
     ) -> Ledger:
-        """Start a new ledger at round 0 with a genesis frame."""
+        """Start a new ledger at round 0 with a genesis frame.
+
+        Snapshots come every ``snapshot_every`` rounds, once the log written since
+        the last one is ``snapshot_ratio`` times its size.
+        """
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         if (path / LOG_NAME).exists() and (path / LOG_NAME).stat().st_size > 0:
@@ -138,10 +152,18 @@ class Ledger:
             events,
             snapshot_every=snapshot_every,
             last_frame_crc=zlib.crc32(genesis),
+            snapshot_ratio=snapshot_ratio,
         )
 
     @classmethod
-    def open(cls, directory: str | Path, *, snapshot_every: int = 10, fsync: bool = True) -> Ledger:
+    def open(
+        cls,
+        directory: str | Path,
+        *,
+        snapshot_every: int = 10,
+        snapshot_ratio: float = 0.0,
+        fsync: bool = True,
+    ) -> Ledger:
         """Recover a ledger: newest good snapshot plus the log after it.
 
         A torn last frame is dropped (the file cut at the last whole frame)
@@ -173,7 +195,14 @@ class Ledger:
                 events.path,
             )
             events.truncate_torn_tail()
-        return cls(path, protocol, events, snapshot_every=snapshot_every, last_frame_crc=crc)
+        return cls(
+            path,
+            protocol,
+            events,
+            snapshot_every=snapshot_every,
+            last_frame_crc=crc,
+            snapshot_ratio=snapshot_ratio,
+        )
 
     @staticmethod
     def replay(directory: str | Path) -> Protocol:
@@ -193,9 +222,11 @@ class Ledger:
         payload = tx.encode_tx(transaction)
         self.events.append(payload)
         self.last_frame_crc = zlib.crc32(payload)
+        self.logged_since_snapshot += len(payload)
         if isinstance(transaction, tx.InitializeRound):
             self.commit()
-            if self.protocol.round % self.snapshot_every == 0:
+            due = self.snapshot_ratio * self.last_snapshot_bytes
+            if self.protocol.round % self.snapshot_every == 0 and self.logged_since_snapshot >= due:
                 self.snapshot()
 
     def apply(self, transaction: tx.Tx) -> Any:
@@ -209,15 +240,16 @@ class Ledger:
     def snapshot(self) -> Path:
         """Write a snapshot of the committed state."""
         self.commit()
-        record = Snapshot(
-            seq=len(self.events),
-            last_frame_crc=self.last_frame_crc,
-            params=self.protocol.params.model_dump(),
-            state=self.protocol.state,
-            state_hash=self.protocol.state_hash(),
-        )
+        # Lower the state once: the hash and the record share it (the same bytes as
+        # encoding a Snapshot, whose plain form is its fields in order).
+        params = codec.to_plain(self.protocol.params.model_dump())
+        state = codec.to_plain(self.protocol.state)
+        state_hash = hashlib.blake2b(codec.pack([params, state]), digest_size=32).hexdigest()
+        record = [len(self.events), self.last_frame_crc, params, state, state_hash]
         name = f"{SNAPSHOT_PREFIX}{self.protocol.round:08d}.msgpack"
-        path = write_snapshot(self.directory, name, codec.encode(record))
+        data = codec.pack(record)
+        path = write_snapshot(self.directory, name, data)
+        self.last_snapshot_bytes, self.logged_since_snapshot = len(data), 0
         # Older snapshots only serve if newer ones are damaged: a few suffice, and
         # keeping all of them grows the ledger quadratically with the run.
         for old in list_snapshots(self.directory, SNAPSHOT_PREFIX)[:-KEEP_SNAPSHOTS]:

@@ -114,32 +114,42 @@ def compute_ask_factors(c: Coprocessor, params: Params) -> AskFactors:
     )[0]
 
 
-def compute_ask_from(
-    factors: AskFactors, fee: Amount, cost: Amount, margin: Amount, params: Params
-) -> Amount:
-    """Return the ask for a task of ``fee`` given the coprocessor's :class:`AskFactors`."""
-    exposure = compute_slash_of(
-        compute_required_collateral(fee, params), factors.amplification_ppm, params
+def compute_ask_ppm(
+    factors: AskFactors, cost_ppm: Ppm, margin_ppm: Ppm, params: Params
+) -> int:
+    """Return a coprocessor's ask as a rate of the fee, in PPM (SPEC 6): the one ask rule.
+
+    ``rate = cost * (1 + load_premium(load)) + risk + margin``, each a share of
+    the fee: the cost, the slash a task would risk (``s * collateral_ratio *
+    amplification(load)``, at most the collateral) weighted by the chance of
+    failing (``1 - reputation``), and the margin. Each term is rounded up, so a
+    coprocessor never asks for less than its valuation. A coprocessor quotes
+    one rate per batch, at its load when the batch clears; because the ask of
+    every task is then the same rate of its fee, one ordering of the book by
+    rate serves every task of the batch (:func:`protocol.auction.clear_batch`).
+    """
+    exposure = min(
+        params.collateral_ratio,
+        ppm_of(ppm_of(params.collateral_ratio, params.slash_fraction), factors.amplification_ppm),
     )
     return (
-        -(-cost * (PPM + factors.premium_ppm) // PPM)
+        -(-cost_ppm * (PPM + factors.premium_ppm) // PPM)
         + -(-exposure * factors.failure_ppm // PPM)
-        + margin
+        + margin_ppm
     )
+
+
+def compute_ask_of(fee: Amount, ask_ppm: int) -> Amount:
+    """Return the ask for a task of ``fee`` at rate ``ask_ppm``: ``ceil(fee * rate)``."""
+    return -(-fee * ask_ppm // PPM)
 
 
 def compute_ask(
-    c: Coprocessor, fee: Amount, cost: Amount, margin: Amount, params: Params
+    c: Coprocessor, fee: Amount, cost_ppm: Ppm, margin_ppm: Ppm, params: Params
 ) -> Amount:
-    """Return a coprocessor's standing ask for a task of ``fee`` (SPEC 6), in base units.
-
-    ``ask = cost * (1 + load_premium(load)) + risk + margin``, where the risk
-    is the slash it would face, ``s * collateral * amplification(load)``,
-    weighted by its chance of failing, ``1 - reputation``. Floats become money
-    through integer PPM factors and the ask is rounded up, so a coprocessor
-    never asks for less than its valuation.
-    """
-    return compute_ask_from(compute_ask_factors(c, params), fee, cost, margin, params)
+    """Return a coprocessor's ask for a task of ``fee`` at its current load, in base units."""
+    rate = compute_ask_ppm(compute_ask_factors(c, params), cost_ppm, margin_ppm, params)
+    return compute_ask_of(fee, rate)
 
 
 def is_coprocessor_eligible(c: Coprocessor, params: Params, required: Amount) -> bool:
@@ -381,15 +391,24 @@ def settle_batch(
     settled: Sequence[int],
     safety: Sequence[int] = (),
     liveness: Sequence[int] = (),
+    audited: Sequence[int] = (),
 ) -> int:
     """Settle a batch in one transaction: its safety faults (:func:`fail_coprocessor`),
-    its liveness faults (:func:`miss_coprocessor`), then its verified tasks
-    (:func:`settle_tasks`). Return how many settled.
+    its liveness faults (:func:`miss_coprocessor`), its verified tasks
+    (:func:`settle_tasks`), then the audit faults among them (:func:`audit_fault`:
+    tasks an operator ran itself whose audit found a wrong result). Return how many
+    settled.
 
-    All or nothing: a fault on a task no coprocessor holds, or a task that
-    cannot settle, refuses the whole batch (the caller sends only what applies).
+    All or nothing: a fault on a task no coprocessor holds, a task that cannot
+    settle, or an audit fault on a task not settled here by its operator alone,
+    refuses the whole batch (the caller sends only what applies).
     """
-    for name, ids in (("settled", settled), ("safety", safety), ("liveness", liveness)):
+    for name, ids in (
+        ("settled", settled),
+        ("safety", safety),
+        ("liveness", liveness),
+        ("audited", audited),
+    ):
         if not isinstance(ids, list | tuple):
             raise InvalidAmount(f"{name}: must be a list of task ids")
     faulted: set[int] = set()
@@ -403,11 +422,24 @@ def settle_batch(
             continue
         if not get_task_or_raise(state, task_id).assigned or task_id in faulted:
             raise TaskStateError(f"task_id {task_id}: not assigned, cannot settle")
+    settling = set(settled)
+    operators: list[Address] = []
+    for task_id in dict.fromkeys(audited):
+        task = get_task_or_raise(state, task_id)
+        if task_id not in settling or task.coprocessor is not None:
+            raise TaskStateError(
+                f"audited: task_id {task_id} is not settled here by its operator alone"
+            )
+        assert task.operator is not None
+        operators.append(task.operator)
     for task_id in safety:
         fail_coprocessor(state, params, task_id)
     for task_id in liveness:
         miss_coprocessor(state, params, task_id)
-    return settle_tasks(state, settled)
+    count = settle_tasks(state, settled)
+    for task_id, operator in zip(dict.fromkeys(audited), operators, strict=True):
+        audit_fault(state, params, task_id, operator, None)
+    return count
 
 
 def settle_tasks(state: State, task_ids: Sequence[int]) -> int:

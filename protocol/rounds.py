@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .commission import apply_commission_changes
+from .earnings import get_factor_refs, get_oldest_factor_ref
 from .errors import StakerayError
 from .governance import execute_proposals
 from .issuance import get_total_supply, update_minter
@@ -30,6 +31,8 @@ def initialize_round(state: State, params: Params) -> Params:
     params = execute_proposals(state, params)  # 5. governance
     update_reputations(state, params)  # 6. GAS step with the last round's outcomes
     forget_old_outcomes(state)  # 7. older outcomes live in the log only
+    # 8. factor entries nobody can read were dropped as they were released
+    #    (earnings.release_factor_entry, SPEC 4): no work here.
     check_conservation(state)
     return params
 
@@ -108,3 +111,40 @@ def check_invariants(state: State) -> None:
     for address, balance in state.balances.items():
         if balance < 0:
             raise InvariantViolation(f"balance {address!r}: negative")
+    check_factor_entries(state)
+
+
+def check_factor_entries(state: State) -> None:
+    """Check each pool keeps the factor entries lookups read, and only those (SPEC 4).
+
+    Read: the latest entry, every position's and carry's start (counted in
+    ``factor_refs``, ascending) and every epoch end a position crosses. Kept
+    besides: epoch ends at or after the oldest reference (a cheap bound).
+    """
+    refs: dict[Address, dict[int, int]] = {address: {} for address in state.pools}
+    read: dict[Address, set[int]] = {address: set() for address in state.pools}
+    for address, d in state.delegators.items():
+        for operator, r in get_factor_refs(d):
+            refs[operator][r] = refs[operator].get(r, 0) + 1
+            read[operator].add(r)
+        if d.delegate is not None and d.bonded > 0:
+            pool = state.pools[d.delegate]
+            for epoch in range(d.epoch, pool.epoch):
+                if epoch not in pool.epoch_ends:
+                    raise InvariantViolation(f"{address!r}: epoch {epoch} end of pool dropped")
+                read[d.delegate].add(pool.epoch_ends[epoch])
+    for address, pool in state.pools.items():
+        if pool.factor_refs != refs[address] or list(pool.factor_refs) != sorted(refs[address]):
+            raise InvariantViolation(
+                f"pool {address!r}: factor_refs {pool.factor_refs} != {refs[address]}"
+            )
+        if pool.last_factor_round is not None:
+            read[address].add(pool.last_factor_round)
+        missing = read[address] - pool.factors.keys()
+        if missing:
+            raise InvariantViolation(f"pool {address!r}: read factor entries {missing} dropped")
+        oldest = get_oldest_factor_ref(pool)
+        ends = {r for r in pool.epoch_ends.values() if oldest is not None and r >= oldest}
+        extra = pool.factors.keys() - read[address] - ends
+        if extra:
+            raise InvariantViolation(f"pool {address!r}: factor entries {extra} kept, never read")

@@ -116,7 +116,11 @@ class Pool:
     acr_round: Round = -1
     last_reward_round: Round = -1
     last_factor_round: Round | None = None
+    # Only the entries a lookup can still read (SPEC 4): the latest, those positions
+    # and carries start from (counted in ``factor_refs``, rounds ascending) and the
+    # epoch ends a position still crosses. The rest is dropped as it is released.
     factors: dict[Round, FactorEntry] = field(default_factory=dict)
+    factor_refs: dict[Round, int] = field(default_factory=dict)
     carries: dict[Round, CarryPool] = field(default_factory=dict)
     epoch: int = 0
     epoch_ends: dict[int, Round] = field(default_factory=dict)

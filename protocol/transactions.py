@@ -742,25 +742,31 @@ class AssignTasks(Tx):
 
 class SettleBatch(Tx):
     """Settle a batch in one transaction: safety faults (slashed), liveness faults (unpaid),
-    then the verified tasks; all or nothing. Return how many settled."""
+    the verified tasks, then the audit faults among them; all or nothing. Return how many
+    settled."""
 
     kind: Literal["settle_batch"] = "settle_batch"
     settled: Annotated[list[Int], CallConvert(_list)]
     safety: Annotated[list[Int], CallDefault([]), CallConvert(_list)]
     liveness: Annotated[list[Int], CallDefault([]), CallConvert(_list)]
+    # Absent from frames without audit faults (and from logs written before it existed).
+    audited: Annotated[list[Int], CallConvert(_list)] = []
 
     def rule(self, machine: Machine) -> int:
         return market.settle_batch(
-            machine.state, machine.params, self.settled, self.safety, self.liveness
+            machine.state, machine.params, self.settled, self.safety, self.liveness, self.audited
         )
 
     def to_plain(self) -> dict[str, Any]:
-        return {
+        plain: dict[str, Any] = {
             "kind": self.kind,
             "settled": self.settled,
             "safety": self.safety,
             "liveness": self.liveness,
         }
+        if self.audited:
+            plain["audited"] = self.audited
+        return plain
 
 
 class SettleTasks(Tx):

@@ -153,7 +153,7 @@ def test_batch_clearing_equals_one_by_one(
 ) -> None:
     rng = np.random.default_rng(seed)
     book = CoprocessorBook(
-        asks=rng.choice([50.0, 100.0, 100.0, 250.5, 400.0, 900.0], size=n_cop),
+        ask_ppm=rng.choice([50_000, 100_000, 100_000, 250_500, 400_000, 900_000], size=n_cop),
         capacity=rng.integers(0, 5, size=n_cop),
         load=np.zeros(n_cop, dtype=np.int64),
         collateral=rng.integers(0, 3_000, size=n_cop),
@@ -162,8 +162,15 @@ def test_batch_clearing_equals_one_by_one(
     )
     fees = [int(f) for f in rng.integers(100, 2_000, size=n_tasks)]
     required = [f * 300_000 // PPM for f in fees]
+    # Some tasks are re-offers: the coprocessors that failed them are excluded.
+    excluded = [
+        frozenset(int(i) for i in rng.choice(n_cop, size=rng.integers(0, 3)))
+        if j % 3 == 0
+        else frozenset()
+        for j in range(n_tasks)
+    ]
     reference = CoprocessorBook(
-        book.asks,
+        book.ask_ppm,
         book.capacity,
         book.load.copy(),
         book.collateral.copy(),
@@ -171,9 +178,23 @@ def test_batch_clearing_equals_one_by_one(
         book.min_reputation,
     )
     expected = clear_one_by_one(
-        fees, reference, step_ppm=step_ppm, reserve_ppm=reserve_ppm, required=required
+        fees,
+        reference,
+        step_ppm=step_ppm,
+        reserve_ppm=reserve_ppm,
+        required=required,
+        excluded=excluded,
     )
-    got = clear_batch(fees, book, step_ppm=step_ppm, reserve_ppm=reserve_ppm, required=required)
+    got = clear_batch(
+        fees,
+        book,
+        step_ppm=step_ppm,
+        reserve_ppm=reserve_ppm,
+        required=required,
+        excluded=excluded,
+    )
+    for result, skip in zip(got, excluded, strict=True):
+        assert result.winner is None or result.winner not in skip
     assert got == expected
     assert (book.load == reference.load).all() and (book.collateral == reference.collateral).all()
     # Winners who filled up declined later tasks: loads never exceed capacity.

@@ -207,6 +207,28 @@ def test_quickstart_end_to_end_and_verify(
     assert main(["verify", str(out)]) != 0
 
 
+def test_quickstart_is_reproducible_on_ray_and_in_one_process(
+    ray_cluster: RayTestCluster, tmp_path: Path
+) -> None:
+    """With a task-count clock, batches clear and settle in submission order, so the same
+    config and seed give the same state hash on Ray (hosts answering in any order) and in
+    one process (``--local``), run after run; the workload has faults, so re-offers too."""
+    hashes = []
+    for name, extra in (
+        ("ray-1", []),
+        ("local-1", ["--local"]),
+        ("ray-2", []),
+        ("local-2", ["--local"]),
+    ):
+        out = tmp_path / name
+        args = ["run", QUICKSTART, "--out", str(out), "--count", "400", "--no-pace", "--quiet"]
+        assert main([*args, *extra]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["coprocessor_slashes"] > 0  # gpu-faulty's wrong results were re-offered
+        hashes.append(summary["state_hash"])
+    assert len(set(hashes)) == 1, hashes
+
+
 def test_coordinator_killed_mid_run_restarts_and_recovers(
     ray_cluster: RayTestCluster, tmp_path: Path
 ) -> None:

@@ -638,21 +638,27 @@ def test_ask_grows_with_load_and_risk() -> None:
     from protocol.state import Coprocessor
 
     params = Params()
-    fee, cost, margin = 10 * TOKEN, 2 * TOKEN, TOKEN // 10
+    fee, cost_ppm, margin_ppm = 10 * TOKEN, 200_000, 10_000
+    cost, margin = fee * cost_ppm // PPM, fee * margin_ppm // PPM
     idle = Coprocessor(address="c", capacity=10, free=100 * TOKEN, reputation_f=3.0)
     busy = Coprocessor(address="c", capacity=10, free=100 * TOKEN, load=10, reputation_f=3.0)
     shaky = Coprocessor(address="c", capacity=10, free=100 * TOKEN, reputation_f=-1.0)
     # Idle and reliable: no premium below the curve's peak; risk = slash * (1 - reputation).
+    # The rule is a rate of the fee, each term rounded up in PPM, then the ask rounded up.
     slash = compute_coprocessor_slash(idle, compute_required_collateral(fee, params), params)
     failure = int((1.0 - compute_reputation(3.0)) * PPM)
-    assert (
-        compute_ask(idle, fee, cost, margin, params) == cost + -(-slash * failure // PPM) + margin
+    risk_ppm = -(-(slash * PPM // fee) * failure // PPM)
+    assert compute_ask(idle, fee, cost_ppm, margin_ppm, params) == -(
+        -fee * (cost_ppm + risk_ppm + margin_ppm) // PPM
     )
-    assert compute_ask(busy, fee, cost, margin, params) > compute_ask(
-        idle, fee, cost, margin, params
+    assert cost + slash * failure // PPM + margin <= compute_ask(
+        idle, fee, cost_ppm, margin_ppm, params
     )
-    assert compute_ask(shaky, fee, cost, margin, params) > compute_ask(
-        idle, fee, cost, margin, params
+    assert compute_ask(busy, fee, cost_ppm, margin_ppm, params) > compute_ask(
+        idle, fee, cost_ppm, margin_ppm, params
+    )
+    assert compute_ask(shaky, fee, cost_ppm, margin_ppm, params) > compute_ask(
+        idle, fee, cost_ppm, margin_ppm, params
     )
 
 

@@ -249,6 +249,7 @@ class Runner:
     trace: list[str] = field(default_factory=list)
     events: int = 0  # accepted pay_fees / reward / slash_operator (for dust_bound)
     fee_ratio: int = 1  # the largest fee payment per unit of its pool's active stake, rounded up
+    reward_ratio: int = 1  # the largest reward per unit of its pool's active stake, rounded up
     accepted: int = 0
     refused: int = 0
     max_dust: int = 0
@@ -347,13 +348,15 @@ class Runner:
         method, kwargs = self.resolve(action)
         call = f"p.{method}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
         before = p.state_hash()
+        if method == "reward":
+            stake = p.active_set.get(kwargs["operator"], 0)
         if method == "pay_fees":
             stake = p.active_set.get(kwargs["operator"], 0)
             ratio = (
                 -(-kwargs["amount"] // stake) if stake and isinstance(kwargs["amount"], int) else 1
             )
         try:
-            getattr(p, method)(**kwargs)
+            result = getattr(p, method)(**kwargs)
         except ProtocolError as exc:
             self.refused += 1
             self.trace.append(f"{call}  # refused: {type(exc).__name__}")
@@ -364,6 +367,11 @@ class Runner:
                 self.events += 1
             if method == "pay_fees":
                 self.fee_ratio = max(self.fee_ratio, ratio)
+            if method == "reward" and stake:
+                # A unit a slash left as pool dust (stake nobody claims) misses its share
+                # of the reward too: after a near-total slash a reward can be many times
+                # the stake left, and the dust grows with it (as fee dust does with fees).
+                self.reward_ratio = max(self.reward_ratio, -(-result // stake) + 1)
             self.trace.append(call)
         self.check()
 
@@ -371,7 +379,7 @@ class Runner:
         p = self.p
         p.check_invariants()
         stake_dust, fee_dust = p.unclaimable()
-        bound = dust_bound(p, self.events)
+        bound = dust_bound(p, self.events) * self.reward_ratio
         self.max_dust = max(self.max_dust, stake_dust, fee_dust)
         assert 0 <= stake_dust <= bound, f"stake dust {stake_dust} outside [0, {bound}]"
         # A position's value is floored to a base unit; every lost unit (or unit of pool

@@ -1,20 +1,28 @@
-"""The simulator: protocol rules with drawn outcomes, reproducible, resumable, one-line errors."""
+"""The simulator: the market engine with drawn outcomes, reproducible, resumable, one-line
+errors, and totals that reconcile with the protocol it ran on."""
 
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from cluster.analysis.simulate import (
+    CLIENT,
     ExperimentConfig,
     load_experiment,
     run_experiment,
+    run_point,
     simulate_point,
 )
 from cluster.config.schema import ConfigError
+from cluster.engine.execution import draw_outcome, draw_outcomes
+from protocol.state import Outcome
+from protocol.units import TOKEN
 
 SMALL = {
     "name": "small",
@@ -113,3 +121,109 @@ def test_reputation_following_delegators_concentrate_stake() -> None:
     assert static["redelegations"] == 0 and moving["redelegations"] > 0
     assert moving["gini_stake_final"] > static["gini_stake_final"]
     assert moving["nakamoto_stake_final"] <= static["nakamoto_stake_final"]
+
+
+def test_a_sweep_is_reproducible(tmp_path: Path) -> None:
+    """The same configuration writes the same outputs (but the times), byte for byte."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    first = run_experiment(config(), one, progress=False)
+    second = run_experiment(config(), two, progress=False)
+    for summary in (first, second):
+        summary.pop("elapsed_s")
+        for row in summary["sweep"]:
+            row.pop("elapsed_s")
+    assert first == second
+    for name in ("rewards.csv", "rounds.csv"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    for mine in sorted((one / "points").glob("*.npz")):
+        with np.load(mine) as a, np.load(two / "points" / mine.name) as b:
+            assert sorted(a.files) == sorted(b.files)
+            for key in a.files:
+                assert np.array_equal(a[key], b[key]), (mine.name, key)
+
+
+def by_role(participants: list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
+    return [r for r in participants if r["role"] == role]
+
+
+def test_totals_reconcile_with_the_protocol() -> None:
+    """What a point reports is what its protocol holds: no second set of books."""
+    cfg = config(params={**SMALL["params"], "coprocessor_issuance_share": 50_000})
+    result, p = run_point(cfg, "slash_fraction", 100_000, 0)
+    state = p.state
+    cops = by_role(result.participants, "coprocessor")
+    ops = by_role(result.participants, "operator")
+    # A coprocessor's collateral moved into the protocol at registration: its whole
+    # liquid balance is what it earned (fee - price, and the uptime incentive).
+    for row in cops:
+        assert row["total_reward"] == round(p.balance(row["id"]) / TOKEN, 6), row["id"]
+        c = state.coprocessors[row["id"]]
+        assert row["stake"] == round((c.free + c.locked) / TOKEN, 6)
+        assert row["slashes"] == c.slashes and row["tasks"] == c.wins
+    assert sum(r["issuance"] for r in cops) > 0
+    # Operators' fees are the fees the protocol credited (nothing was withdrawn).
+    fees = sum(r["total_reward"] - r["issuance"] for r in ops)
+    assert fees == pytest.approx(state.totals.fees / TOKEN, abs=1e-5 * len(ops))
+    for row in ops:
+        assert row["stake"] == round(p.operator_stake(row["id"]) / TOKEN, 6)
+        assert row["reputation"] == round(p.reputation(row["id"]), 6)
+    # Operators are slashed by audits only; coprocessors by safety faults only.
+    audited = state.outcome_counts.get(Outcome.AUDITED, 0)
+    assert audited > 0 and sum(r["slashes"] for r in ops) == audited
+    assert sum(r["operator_slashes"] for r in result.rounds) == audited
+    assert sum(r["coprocessor_failures"] for r in result.rounds) == sum(r["slashes"] for r in cops)
+    # Every task escrowed is open or finished; fees paid in equal what the client lost.
+    counts = state.outcome_counts
+    assert sum(counts.values()) + len(state.tasks) == result.row["tasks"] == 40 * 120
+    series = result.series
+    assert series is not None
+    assert series["coprocessor_tasks"].sum() == sum(r["tasks"] for r in cops)
+    assert series["coprocessor_reward"].sum() == pytest.approx(sum(r["total_reward"] for r in cops))
+    assert series["operator_reward"].sum() == pytest.approx(sum(r["total_reward"] for r in ops))
+    assert result.rounds[-1]["cumulative_reward"] == result.row["cumulative_reward_final"]
+    assert p.balance(CLIENT) > 0
+
+
+def test_without_audits_no_operator_is_slashed() -> None:
+    cfg = config(params={**SMALL["params"], "audit_rate": 0})
+    result, p = run_point(cfg, "slash_fraction", 500_000, 0)
+    ops = by_role(result.participants, "operator")
+    assert all(r["slashes"] == 0 for r in ops)
+    assert all(r["active"] == 1 for r in ops) and result.row["active_operators_final"] == 12
+    assert p.state.outcome_counts.get(Outcome.AUDITED, 0) == 0
+    assert sum(r["slashes"] for r in by_role(result.participants, "coprocessor")) > 0
+
+
+def test_perfect_reliability_slashes_nobody() -> None:
+    cfg = config(
+        operators={**SMALL["operators"], "reliability": [1.0, 1.0]},
+        coprocessors={**SMALL["coprocessors"], "reliability": [1.0, 1.0]},
+    )
+    result, p = run_point(cfg, "slash_fraction", 500_000, 0)
+    assert all(r["slashes"] == 0 for r in result.participants)
+    assert all(r["coprocessor_failures"] == r["operator_slashes"] == 0 for r in result.rounds)
+    assert p.state.totals.burned == 0 and result.row["active_operators_final"] == 12
+    assert sum(r["tasks"] for r in by_role(result.participants, "coprocessor")) > 0
+    assert p.state.outcome_counts[Outcome.SETTLED] == 40 * 120
+
+
+def test_rewards_csv_has_the_slashing_factor(tmp_path: Path) -> None:
+    run_experiment(config(), tmp_path, progress=False)
+    rows = list(csv.DictReader((tmp_path / "rewards.csv").open()))
+    assert {r["slashing"] for r in rows} == {"0.01", "0.5"}
+    for r in rows:
+        assert float(r["slashing"]) == int(r["slash_fraction"]) / 1_000_000
+
+
+def test_batched_draws_equal_one_by_one_draws() -> None:
+    rng = np.random.default_rng(3)
+    executors = [f"cop-{i:04d}" for i in rng.integers(0, 6, 2000)] + ["op-0001"] * 10
+    task_ids = [int(t) for t in rng.integers(0, 10**12, len(executors))]
+    attempts = [int(a) for a in rng.integers(0, 12, len(executors))]
+    rates = {f"cop-{i:04d}": r for i, r in enumerate([0.0, 0.01, 0.3, 0.5, 0.999, 1.0])}
+    drawn = draw_outcomes(41, executors, task_ids, attempts, rates)
+    assert drawn == [
+        draw_outcome(41, e, t, a, rates.get(e, 0.0))
+        for e, t, a in zip(executors, task_ids, attempts, strict=True)
+    ]
+    assert 0 < sum(drawn) < len(drawn)

@@ -6,7 +6,6 @@ once; a run directory whose client died is rebuilt from the ledger, and verify p
 
 from __future__ import annotations
 
-import itertools
 import threading
 from pathlib import Path
 
@@ -126,41 +125,3 @@ def test_a_run_whose_client_died_is_rebuilt_from_the_ledger(tmp_path: Path) -> N
         assert row["kind"] == "" and int(row["fee"]) == known.fee
         assert row["operator"] == known.operator and row["outcome"] == known.outcome
         assert int(row["price"]) == known.price and row["coprocessor"] == known.coprocessor
-
-
-def test_views_share_snapshots_yet_always_equal_the_ledger(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A view copies only the coprocessors a batch touched; every view still equals a full
-    copy of the ledger's coprocessors at that moment (checked on every call of a run)."""
-    import copy
-
-    from cluster.engine.coordinator import Coordinator
-
-    plain_view = Coordinator.view
-    calls = []
-
-    def checked(self: Coordinator):  # type: ignore[no-untyped-def]
-        view = plain_view(self)
-        assert view.coprocessors == copy.deepcopy(self.p.state.coprocessors)
-        calls.append(view)
-        return view
-
-    monkeypatch.setattr(Coordinator, "view", checked)
-    config = make_config(
-        coprocessors=[
-            {"name": "cop-a", "collateral": 2000, "capacity": 4, "cost_ppm": 200000},
-            {"name": "cop-b", "collateral": 2000, "capacity": 4, "cost_ppm": 250000},
-            {"name": "cop-bad", "collateral": 2000, "capacity": 4, "fault_rate": 0.5},
-        ],
-        workload={"count": 60, "mix": [{"kind": "matmul", "size": 64}]},
-    )
-    assert config.workload is not None
-    deployment = deploy_local(config, tmp_path, fsync=False)
-    coordinator, hosts = deployment.coordinator, deployment.operator_hosts
-    gateway = Gateway(LocalTransport(), coordinator, hosts, deployment.host_of, config)
-    gateway.run(generate_tasks(config.workload), paced=False)
-    assert len(calls) > 10
-    # Untouched coprocessors keep the very same snapshot object between two views.
-    pairs = itertools.pairwise(calls)
-    assert any(a.coprocessors[n] is b.coprocessors[n] for a, b in pairs for n in a.coprocessors)

@@ -288,7 +288,7 @@ API: dict[str, list[tuple[str, Any]]] = {
     ],
     "settle_tasks": [("task_ids", REQUIRED)],
     "assign_tasks": [("orders", REQUIRED)],
-    "settle_batch": [("settled", REQUIRED), ("safety", []), ("liveness", [])],
+    "settle_batch": [("settled", REQUIRED), ("safety", []), ("liveness", []), ("audited", [])],
     "refund_task": [("task_id", REQUIRED)],
     "fail_coprocessor": [("task_id", REQUIRED)],
     "miss_coprocessor": [("task_id", REQUIRED)],

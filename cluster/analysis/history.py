@@ -102,6 +102,10 @@ class _Round:
             for task_id in t.liveness:
                 self.fault(state, task_id, safety=False, by_coprocessor=True)
             self.settle(state, t.settled)
+            for task_id in t.audited:  # settled by its operator alone, then caught by an audit
+                task = state.tasks.get(task_id)
+                if task is not None and task.operator is not None:
+                    self.slashes[task.operator] += 1
         elif isinstance(t, TASK_FAULTS):
             by_coprocessor = isinstance(t, tx.FailCoprocessor | tx.MissCoprocessor)
             safety = isinstance(t, tx.FailCoprocessor | tx.FailOperator)

@@ -1,32 +1,56 @@
-"""The paper's experiments: the market's rules with execution replaced by drawn outcomes.
+"""The paper's experiments: the market engine with execution replaced by drawn outcomes.
 
 ``stakeray simulate EXPERIMENT.yaml --out DIR`` runs, for every point of a
 sweep and every Monte Carlo seed, a network of operators and coprocessors for
-a number of rounds. The rules are the protocol's own code:
+a number of rounds on the same engine as the live cluster
+(:class:`cluster.engine.market.MarketEngine`) over a real in-memory
+:class:`protocol.Protocol` (no ledger on disk). Every rule is the protocol's;
+this module only draws the network, the tasks and the outcomes, and counts.
 
-- stake, delegation, issuance, reward calls, fee pools, operator slashing and
-  the active set: a real :class:`protocol.Protocol` (``initialize_round``,
-  ``reward``, ``pay_fees_batch``, ``slash_operator``);
-- operator choice: :func:`protocol.selection.select_operators`;
-- the Dutch auction: :func:`protocol.auction.clear_batch` over a
-  :class:`~protocol.auction.CoprocessorBook` with asks from
-  :func:`protocol.market.compute_ask_from`;
-- coprocessor slashes: :func:`protocol.market.compute_slash_of` with the load
-  curve's amplification (:func:`protocol.market.compute_amplification_ppm`);
-- reputation: :func:`protocol.reputation.compute_gas_update`.
+The network: operators bond their stake to themselves and register (10 %
+reward cut, 90 % fee share), delegators bond to random operators,
+coprocessors register with their collateral and capacity
+(``register_coprocessor``: the collateral is in the protocol), and a client
+is funded for the fees. Each round:
 
-What is drawn instead of run: each task's difficulty (lognormal) and its
-outcome, a Bernoulli of the executor's reliability. An operator runs a task
-itself when its resources cover the difficulty (SPEC 6), else auctions it; no
-taker above the reserve: it runs it itself. A coprocessor's failure is caught
-by verification: its collateral is slashed (half to the operator) and the
-client refunded. An operator's own failure is caught only by an audit
-(``audit_rate``): then its own bond is slashed by the sweep's slashing factor
-and the client refunded; an operator whose bond falls below
-``min_operator_bond`` leaves the active set, as SPEC 7 says.
+1. ``close_round``: ``initialize_round`` (active set, issuance, GAS reputation
+   from the last round's outcomes, ...), one reward call per active operator,
+   expiry of tasks past their deadline;
+2. the round's tasks are drawn (difficulty lognormal, fee proportional to it)
+   and escrowed in one transaction;
+3. ``clear``: stake-weighted operator choice; an operator runs a task itself
+   when its resources cover the difficulty (SPEC 6), the others go to one
+   batch of Dutch auctions (``clear_batch``, one ask rate per coprocessor from
+   ``compute_ask_ppm``), and nobody above the reserve: the operator runs it.
+   Tasks re-offered by the last round's safety faults are cleared with them;
+4. execution is drawn (:func:`cluster.engine.execution.draw_outcomes`): each
+   attempt is right with its executor's reliability;
+5. ``settle``, one ``settle_batch``: a coprocessor's wrong result is a safety
+   fault (``fail_coprocessor``: ``s * locked collateral * amplification(load)``
+   is slashed, ``redistribution`` of it goes to the operator's balance and the
+   rest is burned; the task is re-offered without that coprocessor, and the
+   client is refunded after ``max_attempts``); every other task settles (the
+   operator's pool gets the clock price as fees, the whole fee when it ran the
+   task itself, and the coprocessor ``fee - price``); an operator's own wrong
+   result is caught only where :func:`protocol.market.is_audit_sample` picks
+   the task (``audit_rate``): the task settles as any other and then
+   ``audit_fault`` slashes the operator's own bond (its whole pool with
+   ``slash_delegators``) by the slashing factor, the slash burned; a wrong
+   result no audit samples goes unnoticed. An operator whose bond falls below
+   ``min_operator_bond`` leaves the active set (SPEC 7).
 
-Batching is per round: one selection, one ``clear_batch``, one fee batch per
-round; only reward calls, slashes and reputation updates are per participant.
+With ``delegators.redelegate_every`` some delegators move their bonds towards
+the operators with the best GAS reputation (the pools' own).
+
+What a point reports (``rewards.csv``, one row per participant, with the
+slashing factor as a fraction in ``slashing``): per operator, its issuance
+plus the fees credited for its settled tasks, its audit faults as
+``slashes`` and the tasks it ran itself; per coprocessor, ``fee - price`` on
+its settled tasks plus any uptime incentive (SPEC 9), its safety faults and
+the tasks it won; stake and collateral as the protocol holds them at the end.
+Per round (``rounds.csv``): the active set, the cumulative reward (issuance
+and fees), self-run and auctioned assignments (re-offered tasks included),
+safety and audit faults, and the coprocessors' load after the clearing.
 """
 
 from __future__ import annotations
@@ -44,20 +68,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cluster.config.schema import ConfigError, first_error, read_yaml
+from cluster.engine.execution import draw_outcomes
+from cluster.engine.market import MarketEngine, Pricing
 from cluster.engine.progress import Progress
 from protocol import Params, Protocol, ProtocolError
-from protocol.auction import CoprocessorBook, clear_batch
-from protocol.market import (
-    compute_ask_factors_many,
-    compute_ask_from,
-    compute_required_collateral,
-    compute_slash_of,
-)
+from protocol.market import is_audit_sample
 from protocol.metrics import compute_correlation, compute_gini, compute_nakamoto_coefficient
-from protocol.reputation import compute_gas_update, compute_reputation
-from protocol.selection import select_operators
 from protocol.state import Coprocessor
-from protocol.units import PPM, TOKEN, Address, ppm_of, tokens
+from protocol.units import PPM, TOKEN, Address, tokens
 
 CLIENT: Address = "client"
 
@@ -219,6 +237,48 @@ class PointResult:
     series: dict[str, np.ndarray] | None = None
 
 
+def build_network(
+    config: ExperimentConfig,
+    params: Params,
+    delegation: DelegatorsSimConfig,
+    rng: np.random.Generator,
+) -> tuple[Protocol, Population, Population, list[str]]:
+    """Draw the populations and build their protocol: operators bond and register,
+    delegators bond to random operators, coprocessors register with their collateral
+    and capacity, and the client is funded. Return it, the operators, the coprocessors
+    and the delegators."""
+    ops = draw_population("op", config.operators, rng)
+    cops = draw_population("cop", config.coprocessors, rng)
+    d_names = [f"del-{i:06d}" for i in range(delegation.count)]
+    d_stake = [tokens(f"{x:.6f}") for x in rng.uniform(*delegation.stake, delegation.count)]
+    balances = dict(zip(ops.names, ops.stake, strict=True))
+    balances.update(zip(cops.names, cops.stake, strict=True))  # a coprocessor's collateral
+    # A delegator keeps a few base units liquid: moving a bond is a bond of 1 more unit.
+    balances.update({d: x + 1000 for d, x in zip(d_names, d_stake, strict=True)})
+    # The client holds twice the expected fees (lognormal mean), not more: a liquid
+    # balance counts against the bonding rate that steers issuance (SPEC 3).
+    tasks = config.tasks
+    mean_difficulty = tasks.difficulty_median * math.exp(tasks.difficulty_sigma**2 / 2)
+    expected = config.rounds * tasks.per_round * mean_difficulty * fee_scale(config)
+    balances[CLIENT] = int(2 * expected) + 10 * TOKEN
+    p = Protocol(params, balances)
+    for op, stake in zip(ops.names, ops.stake, strict=True):
+        p.bond(op, op, stake)
+        p.register_operator(op, reward_cut=100_000, fee_share=900_000)
+    for d, x, o in zip(
+        d_names, d_stake, rng.integers(0, len(ops.names), len(d_names)), strict=True
+    ):
+        p.bond(d, ops.names[int(o)], x)
+    for c, collateral, capacity in zip(cops.names, cops.stake, cops.capacity.tolist(), strict=True):
+        p.register_coprocessor(c, collateral, capacity)
+    return p, ops, cops, d_names
+
+
+def fee_scale(config: ExperimentConfig) -> int:
+    """Return the fee of a task of difficulty 1, in base units."""
+    return tokens(f"{config.tasks.fee_per_difficulty:.9f}")
+
+
 def simulate_point(
     config: ExperimentConfig,
     name: str,
@@ -231,214 +291,172 @@ def simulate_point(
     ``progress``: a reporter to advance by one per round (the sweep's), or ``True``
     for one of this point's own on stderr.
     """
+    return run_point(config, name, value, seed, progress)[0]
+
+
+def run_point(
+    config: ExperimentConfig,
+    name: str,
+    value: Any,
+    seed: int,
+    progress: bool | Progress | None = False,
+) -> tuple[PointResult, Protocol]:
+    """:func:`simulate_point`, and the protocol the network ends with (to inspect)."""
     bar = progress if isinstance(progress, Progress) else None
     if progress is True:
         bar = Progress(config.rounds, unit="rounds", note=f"{name}={value} seed {seed}")
     rng = np.random.default_rng([config.seed, seed])
     params = config.point_params(name, value)
     delegation = config.point_delegators(name, value)
-    ops = draw_population("op", config.operators, rng)
-    cops = draw_population("cop", config.coprocessors, rng)
-    d_names = [f"del-{i:06d}" for i in range(delegation.count)]
-    d_stake = [tokens(f"{x:.6f}") for x in rng.uniform(*delegation.stake, delegation.count)]
-    collateral = list(cops.stake)  # a coprocessor's "stake" is its collateral
-    balances = dict(zip(ops.names, ops.stake, strict=True))
-    # A delegator keeps a few base units liquid: moving a bond is a bond of 1 more unit.
-    balances.update({d: x + 1000 for d, x in zip(d_names, d_stake, strict=True)})
-    fee_scale = tokens(f"{config.tasks.fee_per_difficulty:.9f}")
-    # The client holds twice the expected fees (lognormal mean), not more: a liquid
-    # balance counts against the bonding rate that steers issuance (SPEC 3).
-    mean_difficulty = config.tasks.difficulty_median * math.exp(
-        config.tasks.difficulty_sigma**2 / 2
+    p, ops, cops, d_names = build_network(config, params, delegation, rng)
+    state = p.state
+    network_seed = config.seed * 1000 + seed  # seeds < 1000: one key per (experiment, seed)
+    engine = MarketEngine(
+        p,
+        {
+            c: Pricing(cost_ppm=int(cost))
+            for c, cost in zip(cops.names, cops.cost_ppm.tolist(), strict=True)
+        },
+        seed=network_seed,
+        resources=dict(zip(ops.names, ops.resources.tolist(), strict=True)),
     )
-    expected = config.rounds * config.tasks.per_round * mean_difficulty * fee_scale
-    balances[CLIENT] = int(2 * expected) + 10 * TOKEN
-    p = Protocol(params, balances)
-    for op, stake in zip(ops.names, ops.stake, strict=True):
-        p.bond(op, op, stake)
-        p.register_operator(op, reward_cut=100_000, fee_share=900_000)
-    for d, x, o in zip(
-        d_names, d_stake, rng.integers(0, len(ops.names), len(d_names)), strict=True
-    ):
-        p.bond(d, ops.names[int(o)], x)
-    redelegations = 0
-    gas = params.gas
-    cop_f = np.full(len(cops.names), gas.initial_f)
-    op_f = np.full(len(ops.names), gas.initial_f)
-    op_index = {n: i for i, n in enumerate(ops.names)}
-    op_reward = np.zeros(len(ops.names))  # tokens: issuance + fees
-    op_issuance = np.zeros(len(ops.names))
-    cop_reward = np.zeros(len(cops.names))
-    cop_tasks = np.zeros(len(cops.names), dtype=np.int64)
-    cop_slashes = np.zeros(len(cops.names), dtype=np.int64)
-    op_slashes = np.zeros(len(ops.names), dtype=np.int64)
+    fault_rates = {
+        **dict(zip(ops.names, (1.0 - ops.reliability).tolist(), strict=True)),
+        **dict(zip(cops.names, (1.0 - cops.reliability).tolist(), strict=True)),
+    }
+    n_ops, n_cops = len(ops.names), len(cops.names)
+    index = {x: i for i, x in enumerate(ops.names)}
+    index.update({x: i for i, x in enumerate(cops.names)})
+    cop_states = [state.coprocessors[c] for c in cops.names]
+    capacity = cops.capacity.astype(np.float64)
+    audit_rate = params.audit_rate
+    tasks_config = config.tasks
+    scale = fee_scale(config)
+    log_median = math.log(tasks_config.difficulty_median)
+    count = tasks_config.per_round
+    # Totals in base units (exact), and per-round series in tokens.
+    op_issuance = [0] * n_ops
+    op_fees = [0] * n_ops
+    cop_paid = [0] * n_cops
+    cop_uptime = [0] * n_cops
+    op_tasks = np.zeros(n_ops, dtype=np.int64)
+    cop_tasks = np.zeros(n_cops, dtype=np.int64)
+    cop_slashes = np.zeros(n_cops, dtype=np.int64)
+    op_slashes = np.zeros(n_ops, dtype=np.int64)
     rounds: list[dict[str, Any]] = []
-    shape_ops, shape_cops = (config.rounds, len(ops.names)), (config.rounds, len(cops.names))
+    shape_ops, shape_cops = (config.rounds, n_ops), (config.rounds, n_cops)
     series = {
         "operator_reward": np.zeros(shape_ops, dtype=np.float64),
         "coprocessor_reward": np.zeros(shape_cops, dtype=np.float64),
         "coprocessor_tasks": np.zeros(shape_cops, dtype=np.int32),
         "coprocessor_load": np.zeros(shape_cops, dtype=np.float32),
-        "edges": np.zeros((len(ops.names), len(cops.names)), dtype=np.int64),
+        "edges": np.zeros((n_ops, n_cops), dtype=np.int64),
     }
-    cumulative = 0.0
-    next_task = 0
+    redelegations = 0
+    cumulative = 0
+    reoffer: list[int] = []
     started = time.perf_counter()
+    uptime_paid = params.coprocessor_issuance_share > 0
     for _ in range(config.rounds):
-        n = p.initialize_round()
-        active = p.active_set
-        names = sorted(active)
+        before = [state.balances.get(c, 0) for c in cops.names] if uptime_paid else []
+        n, rewards, _ = engine.close_round()
+        row_ops = series["operator_reward"][n - 1]
+        row_cops = series["coprocessor_reward"][n - 1]
         minted = 0
-        for op in names:
-            amount = p.reward(op)
+        for op, amount in rewards.items():
+            i = index[op]
+            op_issuance[i] += amount
+            row_ops[i] += amount / TOKEN
             minted += amount
-            op_issuance[op_index[op]] += amount / TOKEN
-            op_reward[op_index[op]] += amount / TOKEN
-            series["operator_reward"][n - 1, op_index[op]] += amount / TOKEN
-        # Tasks of the round.
-        count = config.tasks.per_round
-        difficulty = rng.lognormal(
-            math.log(config.tasks.difficulty_median), config.tasks.difficulty_sigma, count
+        for i, c in enumerate(cops.names if uptime_paid else ()):  # SPEC 9's uptime incentive
+            uptime = state.balances.get(c, 0) - before[i]
+            if uptime:
+                cop_uptime[i] += uptime
+                row_cops[i] += uptime / TOKEN
+                minted += uptime
+        # The round's tasks: escrow, then one clearing of the new and the re-offered.
+        difficulty = rng.lognormal(log_median, tasks_config.difficulty_sigma, count)
+        fees = [f if f > 0 else 1 for f in map(int, (difficulty * scale).tolist())]
+        first = engine.escrow(CLIENT, fees)
+        assigned = engine.clear(
+            list(zip(range(first, first + count), difficulty.tolist(), strict=True)), reoffer
         )
-        fees = [max(1, int(d * fee_scale)) for d in difficulty]
-        ids = list(range(next_task, next_task + count))
-        next_task += count
-        picks = (
-            select_operators(
-                names,
-                [active[x] for x in names],
-                ids,
-                config.seed + seed,
-                w_stake=params.w_stake,
-                w_random=params.w_random,
-            )
-            if names
-            else [None] * count
+        loads = np.array([c.load for c in cop_states], dtype=np.float64) / capacity
+        # Drawn execution: a coprocessor's wrong result is a safety fault; an operator's
+        # own wrong result is caught only where the audit samples it.
+        ok = draw_outcomes(
+            network_seed,
+            [a.coprocessor or a.operator for a in assigned],
+            [a.task_id for a in assigned],
+            [a.attempt for a in assigned],
+            fault_rates,
         )
-        op_of = np.array([op_index[x] if x is not None else -1 for x in picks])
-        placed = op_of >= 0
-        own = placed & (ops.resources[np.maximum(op_of, 0)] >= difficulty)
-        heavy = np.flatnonzero(placed & ~own)
-        # The auction: one book for the round, asks at the round's median fee.
-        book_cops = [
-            Coprocessor(
-                address=c,
-                capacity=int(cops.capacity[i]),
-                free=collateral[i],
-                reputation_f=float(cop_f[i]),
-            )
-            for i, c in enumerate(cops.names)
-        ]
-        median_fee = int(np.median([fees[i] for i in heavy])) if len(heavy) else 1
-        reputation = [compute_reputation(float(f)) for f in cop_f]
-        factors = compute_ask_factors_many([0.0] * len(book_cops), reputation, params)
-        asks = [
-            compute_ask_from(
-                factors[i], median_fee, ppm_of(median_fee, int(cops.cost_ppm[i])), 0, params
-            )
-            for i in range(len(book_cops))
-        ]
-        book = CoprocessorBook(
-            asks=np.array(asks, dtype=object),
-            capacity=cops.capacity.astype(np.int64) * 1,
-            load=np.zeros(len(cops.names), dtype=np.int64),
-            collateral=np.array(collateral, dtype=object),
-            reputation=np.array(reputation),
-            min_reputation=params.min_reputation,
-        )
-        heavy_fees = [fees[i] for i in heavy]
-        required = [compute_required_collateral(f, params) for f in heavy_fees]
-        results = clear_batch(
-            heavy_fees,
-            book,
-            step_ppm=params.auction_step,
-            reserve_ppm=params.reserve_ratio,
-            required=required,
-        )
-        winner = np.full(count, -1)
-        price = np.zeros(count, dtype=object)
-        for j, r in zip(heavy, results, strict=True):
-            if r.winner is not None:
-                winner[j] = r.winner
-                price[j] = r.price
-        # Outcomes.
-        draws = rng.random(count)
-        by_cop = winner >= 0
-        self_run = placed & ~by_cop
-        cop_ok = by_cop & (draws < cops.reliability[np.maximum(winner, 0)])
-        op_ok = self_run & (draws < ops.reliability[np.maximum(op_of, 0)])
-        audited = self_run & ~op_ok & (rng.random(count) < params.audit_rate / PPM)
-        # Pay: operators' pools get the price (the whole fee when self-run and not caught).
-        earned: dict[int, int] = {}
-        utilisation = (book.load / np.maximum(cops.capacity, 1)).tolist()
-        amp = [
-            f.amplification_ppm for f in compute_ask_factors_many(utilisation, reputation, params)
-        ]
-        for j in np.flatnonzero(placed):
-            o = int(op_of[j])
-            if by_cop[j]:
-                c = int(winner[j])
-                cop_tasks[c] += 1
-                series["coprocessor_tasks"][n - 1, c] += 1
-                series["edges"][o, c] += 1
-                if cop_ok[j]:
-                    earned[o] = earned.get(o, 0) + int(price[j])
-                    pay = (fees[j] - int(price[j])) / TOKEN
-                    cop_reward[c] += pay
-                    series["coprocessor_reward"][n - 1, c] += pay
-                else:
-                    slash = compute_slash_of(required[_pos(heavy, j)], amp[c], params)
-                    collateral[c] -= slash
-                    cop_slashes[c] += 1
-            elif op_ok[j] or not audited[j]:
-                earned[o] = earned.get(o, 0) + fees[j]
-        rows = [(CLIENT, ops.names[o], amount) for o, amount in sorted(earned.items())]
-        if rows:
-            p.pay_fees_batch(rows)
-        for o, amount in earned.items():
-            op_reward[o] += amount / TOKEN
-            series["operator_reward"][n - 1, o] += amount / TOKEN
-        for j in np.flatnonzero(audited):
-            o = int(op_of[j])
-            try:
-                p.slash_operator(ops.names[o], params.slash_fraction)
-            except ProtocolError:  # nothing left to slash
+        tasks = state.tasks
+        settled: list[int] = []
+        safety: list[int] = []
+        audited: list[int] = []
+        earned: dict[int, int] = {}  # operator -> fees credited (base units)
+        paid: dict[int, int] = {}  # coprocessor -> fee - price
+        own: list[int] = []  # operator of each task run by its operator
+        caught: list[int] = []  # operator of each audit fault
+        pairs: list[int] = []  # operator * n_cops + coprocessor of each auctioned task
+        failed: list[int] = []  # coprocessor of each safety fault
+        for a, right in zip(assigned, ok, strict=True):
+            task_id, o, price = a.task_id, index[a.operator], a.price
+            if a.coprocessor is None:
+                own.append(o)
+                settled.append(task_id)
+                earned[o] = earned.get(o, 0) + price
+                if not right and is_audit_sample(network_seed, task_id, audit_rate):
+                    audited.append(task_id)
+                    caught.append(o)
                 continue
-            op_slashes[o] += 1
-        # Reputation (GAS), one step per participant with the round's outcomes.
-        cop_n = np.bincount(winner[by_cop], minlength=len(cops.names))
-        cop_k = np.bincount(winner[cop_ok], minlength=len(cops.names))
-        cop_f = np.array(
-            [
-                compute_gas_update(f, int(a), int(b), gas)
-                for f, a, b in zip(cop_f, cop_n, cop_k, strict=True)
-            ]
-        )
-        op_n = np.bincount(op_of[self_run], minlength=len(ops.names))
-        op_k = np.bincount(op_of[op_ok | (self_run & ~audited)], minlength=len(ops.names))
-        op_f = np.array(
-            [
-                compute_gas_update(f, int(a), int(b), gas)
-                for f, a, b in zip(op_f, op_n, op_k, strict=True)
-            ]
-        )
-        if delegation.redelegate_every and n % delegation.redelegate_every == 0 and names:
-            redelegations += redelegate(p, d_names, names, op_f, op_index, delegation, rng)
-        cumulative += minted / TOKEN + sum(earned.values()) / TOKEN
-        loads = book.load / np.maximum(cops.capacity, 1)
+            c = index[a.coprocessor]
+            pairs.append(o * n_cops + c)
+            if right:
+                settled.append(task_id)
+                earned[o] = earned.get(o, 0) + price
+                paid[c] = paid.get(c, 0) + tasks[task_id].fee - price
+            else:
+                safety.append(task_id)
+                failed.append(c)
+        engine.settle(settled, safety, audited=audited)
+        fees_paid = 0
+        for o, amount in earned.items():
+            op_fees[o] += amount
+            row_ops[o] += amount / TOKEN
+            fees_paid += amount
+        for c, amount in paid.items():
+            cop_paid[c] += amount
+            row_cops[c] += amount / TOKEN
+        op_tasks += np.bincount(own, minlength=n_ops)
+        edges = np.bincount(pairs, minlength=n_ops * n_cops).reshape(n_ops, n_cops)
+        series["edges"] += edges
+        series["coprocessor_tasks"][n - 1] = per_cop = edges.sum(axis=0)
+        cop_tasks += per_cop
+        cop_slashes += np.bincount(failed, minlength=n_cops)
+        op_slashes += np.bincount(caught, minlength=n_ops)
+        # A task a coprocessor failed is re-offered next round (unless out of attempts); one
+        # whose assignment was refused (its operator left the active set) waits for its
+        # deadline, which refunds it.
+        reoffer = [t for t in sorted({*reoffer, *safety}) if t in tasks and not tasks[t].assigned]
+        active = sorted(state.active)
+        if delegation.redelegate_every and n % delegation.redelegate_every == 0 and active:
+            redelegations += redelegate(p, d_names, active, delegation, rng)
+        cumulative += minted + fees_paid
         series["coprocessor_load"][n - 1] = loads
         rounds.append(
             {
                 name: value,
                 "seed": seed,
                 "round": n,
-                "active_operators": len(names),
-                "cumulative_reward": round(cumulative, 6),
+                "active_operators": len(active),
+                "cumulative_reward": round(cumulative / TOKEN, 6),
                 "tasks": count,
-                "self_executed": int(self_run.sum()),
-                "auctioned": int(by_cop.sum()),
-                "coprocessor_failures": int((by_cop & ~cop_ok).sum()),
-                "operator_slashes": int(audited.sum()),
+                "self_executed": len(own),
+                "auctioned": len(pairs),
+                "coprocessor_failures": len(safety),
+                "operator_slashes": len(audited),
                 "mean_load": round(float(loads.mean()), 6),
                 "max_load": round(float(loads.max()), 6),
             }
@@ -447,20 +465,22 @@ def simulate_point(
             bar.advance(1, round_=n)
     if bar is not None and bar is not progress:
         bar.close()
-    op_rep = np.array([compute_reputation(f) for f in op_f])
+    p.check_invariants()
+    op_rep = np.array([p.reputation(o) for o in ops.names])
+    op_reward = np.array([(a + b) / TOKEN for a, b in zip(op_issuance, op_fees, strict=True)])
     stakes = [p.operator_stake(o) for o in ops.names]
-
+    slashing = params.slash_fraction / PPM
     corr = compute_correlation(op_rep, op_reward)
     row = {
         name: value,
-        "slashing": params.slash_fraction / PPM,
+        "slashing": slashing,
         "seed": seed,
-        "operators": len(ops.names),
-        "coprocessors": len(cops.names),
+        "operators": n_ops,
+        "coprocessors": n_cops,
         "rounds": config.rounds,
-        "tasks": next_task,
+        "tasks": state.next_task_id,
         "active_operators_final": len(p.active_set),
-        "cumulative_reward_final": round(cumulative, 6),
+        "cumulative_reward_final": round(cumulative / TOKEN, 6),
         "reputation_reward_corr": None if math.isnan(corr) else round(corr, 6),
         "gini_rewards": round(compute_gini(op_reward), 6),
         "elapsed_s": round(time.perf_counter() - started, 3),
@@ -471,55 +491,62 @@ def simulate_point(
     participants = [
         {
             name: value,
+            "slashing": slashing,
             "seed": seed,
             "role": "operator",
             "id": o,
             "total_reward": round(float(op_reward[i]), 6),
-            "issuance": round(float(op_issuance[i]), 6),
+            "issuance": round(op_issuance[i] / TOKEN, 6),
             "reputation": round(float(op_rep[i]), 6),
             "active": int(p.is_active(o)),
-            "stake": round(p.operator_stake(o) / TOKEN, 6),
+            "stake": round(stakes[i] / TOKEN, 6),
             "slashes": int(op_slashes[i]),
-            "tasks": 0,
+            "tasks": int(op_tasks[i]),
         }
         for i, o in enumerate(ops.names)
     ] + [
         {
             name: value,
+            "slashing": slashing,
             "seed": seed,
             "role": "coprocessor",
             "id": c,
-            "total_reward": round(float(cop_reward[i]), 6),
-            "issuance": 0.0,
-            "reputation": round(compute_reputation(float(cop_f[i])), 6),
+            "total_reward": round((cop_uptime[i] + cop_paid[i]) / TOKEN, 6),
+            "issuance": round(cop_uptime[i] / TOKEN, 6),
+            "reputation": round(p.reputation(c), 6),
             "active": 1,
-            "stake": round(collateral[i] / TOKEN, 6),
+            "stake": round(get_collateral(state.coprocessors[c]) / TOKEN, 6),
             "slashes": int(cop_slashes[i]),
             "tasks": int(cop_tasks[i]),
         }
         for i, c in enumerate(cops.names)
     ]
-    p.check_invariants()
-    return PointResult(row, rounds, participants, series)
+    return PointResult(row, rounds, participants, series), p
+
+
+def get_collateral(c: Coprocessor) -> int:
+    """Return all of a coprocessor's collateral: free, locked and unbonding."""
+    return c.free + c.locked + sum(lock.amount for lock in c.locks.values())
 
 
 def redelegate(
     p: Protocol,
     delegators: list[str],
     active: list[str],
-    op_f: np.ndarray,
-    op_index: dict[str, int],
     delegation: DelegatorsSimConfig,
     rng: np.random.Generator,
 ) -> int:
-    """Move a share of bonds to the most reputable of a few sampled active operators."""
+    """Move a share of bonds to the most reputable of a few sampled active operators
+    (reputation: the pools' GAS log-odds)."""
+    pools = p.state.pools
     moved = 0
     movers = rng.random(len(delegators)) < delegation.redelegate_share
     for i in np.flatnonzero(movers):
         d = delegators[int(i)]
         sample = rng.choice(len(active), size=min(delegation.sample, len(active)), replace=False)
-        best = max((active[int(k)] for k in sample), key=lambda o: op_f[op_index[o]])
-        if p.delegate_of(d) == best or op_f[op_index[best]] <= op_f[op_index[p.delegate_of(d)]]:
+        best = max((active[int(k)] for k in sample), key=lambda o: pools[o].reputation_f)
+        current = p.delegate_of(d)
+        if current == best or pools[best].reputation_f <= pools[current].reputation_f:
             continue
         try:
             p.bond(d, best, 1)  # a bond to another operator moves the whole bond
@@ -527,10 +554,6 @@ def redelegate(
             continue
         moved += 1
     return moved
-
-
-def _pos(heavy: np.ndarray, j: int) -> int:
-    return int(np.searchsorted(heavy, j))
 
 
 # --- the sweep ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from cluster.cli.tables import (
     operator_table,
     sweep_table,
 )
-from cluster.config.schema import ConfigError, first_error, load_config, load_workload
+from cluster.config.schema import ConfigError, first_error, load_config, load_workload, read_yaml
 from cluster.config.workload import MAX_TASKS
 from cluster.engine.coordinator import CONFIG_FILE
 from cluster.runtime.chaos import ChaosPlan
@@ -408,10 +408,12 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Run an experiment's sweep with drawn outcomes; print one line per point."""
+    """Run an experiment's sweep, or a network config, with drawn outcomes."""
     from cluster.analysis.experiment_report import write_experiment_report
     from cluster.analysis.simulate import ExperimentConfig, load_experiment, run_experiment
 
+    if is_network_config(args.experiment):
+        return simulate_network(args)
     config = load_experiment(args.experiment)
     if args.rounds is not None:
         try:
@@ -440,6 +442,55 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(sweep_table(config, summary["sweep"]))
     print(f"{len(summary['sweep'])} points in {summary['elapsed_s']:.1f} s -> {out}")
     print(f"report: {write_experiment_report(out)}")
+    return 0
+
+
+def is_network_config(path: str) -> bool:
+    """Whether ``path`` holds a network config (``network:``), not an experiment."""
+    data = read_yaml(path)
+    return isinstance(data, dict) and "network" in data
+
+
+def simulate_network(args: argparse.Namespace) -> int:
+    """Run a network config on the market engine in this process with drawn outcomes
+    (no kernel runs): the same run directory as ``stakeray run``, for ``compare``."""
+    from cluster.engine.execution import DrawnExecution
+
+    for flag in ("rounds", "workers", "address"):
+        if getattr(args, flag) is not None:
+            raise RunError(f"--{flag}: for experiment sweeps; a network config runs as it is")
+    config = load_config(args.experiment)
+    if config.workload is None:
+        raise ConfigError(f"{args.experiment}: workload: missing")
+    if args.count is not None:
+        config = config.model_copy(update={"workload": config.workload.with_count(args.count)})
+    out = Path(args.out)
+    prepare_out(out, args.overwrite)
+    network = config.network
+    execution = DrawnExecution([*network.coprocessors, *network.operators], config.seed)
+    result = run_cluster(
+        config,
+        out,
+        progress=not args.quiet,
+        local=True,
+        paced=False,
+        report=True,
+        execution=execution,
+    )
+    print_result(result)
+    print(f"simulated (drawn outcomes) -> {out}; compare with a live run: stakeray compare")
+    return 0 if result.summary["conservation_ok"] else 1
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Show a live run and a simulated one side by side (reward shares, concentration)."""
+    from cluster.analysis.compare import compare, format_comparison
+
+    try:
+        result = compare(Path(args.live), Path(args.simulated))
+    except FileNotFoundError as exc:
+        raise RunError(str(exc)) from None
+    print(format_comparison(result))
     return 0
 
 
@@ -570,13 +621,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_locator(down)
     down.set_defaults(func=cmd_down)
 
-    simulate = sub.add_parser("simulate", help="run an experiment sweep with drawn outcomes")
-    simulate.add_argument("experiment", help="experiment YAML (e.g. examples/paper.yaml)")
+    simulate = sub.add_parser(
+        "simulate", help="run an experiment sweep, or a network config, with drawn outcomes"
+    )
+    simulate.add_argument(
+        "experiment",
+        help="experiment YAML (e.g. examples/paper.yaml) or network config"
+        " (e.g. examples/paper-live.yaml: a run directory, as `run` writes)",
+    )
     simulate.add_argument("--out", required=True, help="output directory")
     simulate.add_argument("--rounds", type=int_arg(1), help="override the number of rounds")
     simulate.add_argument("--resume", action="store_true", help="keep finished points in --out")
     simulate.add_argument("--overwrite", action="store_true", help="start --out afresh")
     simulate.add_argument("--quiet", action="store_true", help="no progress line")
+    simulate.add_argument(
+        "--count", type=int_arg(1), help="network config: override the workload's task count"
+    )
     simulate.add_argument(
         "--workers",
         type=int_arg(1, 4096),
@@ -587,6 +647,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--address", help="Ray cluster to run the points on (default: RAY_ADDRESS, else --workers)"
     )
     simulate.set_defaults(func=cmd_simulate)
+
+    comparison = sub.add_parser(
+        "compare", help="a live run beside a simulated one: reward shares, Gini, divergence"
+    )
+    comparison.add_argument("live", help="run directory of `stakeray run`")
+    comparison.add_argument("simulated", help="run directory of `stakeray simulate NETWORK.yaml`")
+    comparison.set_defaults(func=cmd_compare)
 
     keys = sub.add_parser("keys", help="manage the local Ed25519 keystore")
     keys.add_argument("action", choices=["new", "list"])
@@ -606,4 +673,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-

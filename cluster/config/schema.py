@@ -61,6 +61,10 @@ class OperatorConfig(BaseModel):
     reward_cut: Annotated[Int, Field(ge=0, le=PPM)] = 100_000
     fee_share: Annotated[Int, Field(ge=0, le=PPM)] = 900_000
     miss_rate: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
+    # Experiments: how often its own runs are wrong (caught only when an audit samples one).
+    fault_rate: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
+    # The largest task difficulty it runs itself (difficulty: size / self_execute_max_size).
+    resources: Annotated[Float, Field(ge=0.0, le=1e12, allow_inf_nan=False)] = 1.0
 
     _stake = field_validator("stake")(lambda v: _to_base_units(v))
 
@@ -97,14 +101,14 @@ class CoprocessorConfig(BaseModel):
         Int, Field(ge=1, le=1_000_000, description="concurrent tasks, <= 10**6")
     ] = 4
     cost_ppm: Annotated[Int, Field(ge=0, le=PPM)] = 200_000
-    margin: TokenAmount = 0
+    margin_ppm: Annotated[Int, Field(ge=0, le=PPM)] = 0
     fault_rate: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
     late_s: Annotated[
         Float, Field(ge=0.0, le=3600.0, allow_inf_nan=False, description="seconds, <= 3600")
     ] = 0.0
     host: Annotated[Int, Field(ge=0)] | None = None
 
-    _money = field_validator("collateral", "margin")(lambda v: _to_base_units(v))
+    _money = field_validator("collateral")(lambda v: _to_base_units(v))
 
 
 class HostsConfig(BaseModel):
@@ -154,6 +158,8 @@ class MarketConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
     batch_size: Annotated[Int, Field(ge=1, le=10_000)] = 50
     max_inflight: Annotated[Int, Field(ge=1, le=1_000)] = 4
+    # Paced runs: a batch is the tasks arriving within this many seconds of its first.
+    batch_window_s: Annotated[Float, Field(gt=0.0, le=3600.0, allow_inf_nan=False)] = 0.05
     self_execute_max_size: dict[str, Annotated[Int, Field(ge=0)]] = Field(default_factory=dict)
     execute_timeout_s: Annotated[Float, Field(gt=0.0, le=86_400.0, allow_inf_nan=False)] = 10.0
     host_cooldown_s: Annotated[Float, Field(ge=0.0, le=86_400.0, allow_inf_nan=False)] = 2.0

@@ -13,36 +13,50 @@ Beside it, each with one job: the round clock (``clock``), the status table
 
 from __future__ import annotations
 
-import copy
 import logging
-from collections.abc import Collection, Iterable, Sequence
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cluster.config.schema import CLIENT, RunConfig
 from cluster.engine.clock import RoundClock
 from cluster.engine.faults import RewardMisses
+from cluster.engine.market import MarketEngine, Pricing
 from cluster.engine.messages import (
-    Escrowed,
+    Assignment,
+    Cleared,
     Fault,
     FaultKind,
-    MarketView,
-    Order,
     Receipt,
     TaskState,
     TaskStatus,
 )
-from cluster.engine.network import create_network
+from cluster.engine.network import SNAPSHOT_RATIO, Placement, create_network
 from cluster.engine.signing import SignedTx, apply_signed
 from cluster.engine.status import RoundTally, network_status
 from cluster.engine.telemetry import COORDINATOR_METRICS, Exporter, Telemetry
 from protocol import Protocol, ProtocolError
 from protocol.ledger import LOG_NAME, Ledger
-from protocol.market import get_due_tasks
-from protocol.state import Coprocessor, Outcome
+from protocol.state import Outcome
 from protocol.units import TOKEN, Address, Amount, Round
 
 log = logging.getLogger("stakeray.coordinator")
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """An operator host's outcomes of one batch, held until the batch's turn."""
+
+    session: str
+    settled: list[int]
+    faults: list[Fault]
+    audited: list[int]
+
+    def first_task(self) -> int:
+        return min([*self.settled, *(f.task_id for f in self.faults)], default=-1)
+
 
 CONFIG_FILE = "config.json"
 """The network's config, written beside the ledger so the directory describes itself."""
@@ -57,7 +71,7 @@ class Coordinator:
         ledger_dir = self.directory / "ledger"
         self.recovered = (ledger_dir / LOG_NAME).exists()
         if self.recovered:
-            self.ledger = Ledger.open(ledger_dir, fsync=fsync)
+            self.ledger = Ledger.open(ledger_dir, snapshot_ratio=SNAPSHOT_RATIO, fsync=fsync)
             log.warning("coordinator: recovered round %d from %s", self.p.round, ledger_dir)
         else:
             self.ledger = create_network(config, ledger_dir, fsync=fsync)
@@ -67,8 +81,24 @@ class Coordinator:
         self.misses = RewardMisses(config)
         self.clock = RoundClock(config.network.market.clock)
         self.tally = RoundTally()
-        self.snapshots: dict[Address, Coprocessor] = {}
-        self.stale: set[Address] | None = None  # None: every coprocessor
+        network_config = config.network
+        self.market = network_config.market
+        self.engine = MarketEngine(
+            self.p,
+            {c.name: Pricing(c.cost_ppm, c.margin_ppm) for c in network_config.coprocessors},
+            seed=config.seed,
+            resources={o.name: o.resources for o in network_config.operators},
+            operators={o.name for o in network_config.operators},
+        )
+        self.host_of = Placement.of(config).coprocessor_host
+        self.down_until: dict[int, float] = {}
+        self.strikes: dict[int, int] = {}
+        # Reports held for their batch's turn, and tasks to re-offer, per client session.
+        self.window = self.market.max_inflight
+        self.batches = 0
+        self.applied = 0
+        self.held: dict[int, list[Report]] = {}
+        self.reoffered: dict[str, list[int]] = {}
         network = self.directory.name or "stakeray"
         self.telemetry = Telemetry(
             COORDINATOR_METRICS, self.make_exporter(network, COORDINATOR_METRICS)
@@ -102,28 +132,6 @@ class Coordinator:
         """Return the network's chain id (its genesis hash), which signed transactions carry."""
         return self.ledger.chain_id
 
-    def view(self) -> MarketView:
-        """Return the round, the active set's stakes and a snapshot of every coprocessor.
-
-        Snapshots are shared by reference and never changed: a coprocessor a
-        batch touched gets a fresh copy, the others keep theirs, so a view
-        costs O(changed), not O(coprocessors) deep copies.
-        """
-        live = self.p.state.coprocessors
-        stale = live if self.stale is None else self.stale
-        for name in stale:
-            if name in live:
-                self.snapshots[name] = copy.copy(live[name])  # no field is shared but locks
-        self.stale = set()
-        return MarketView(self.p.round, dict(self.p.state.active), dict(self.snapshots))
-
-    def touch(self, names: Iterable[Address] | None = None) -> None:
-        """Mark coprocessors changed (``None``: all of them) for the next :meth:`view`."""
-        if names is None or self.stale is None:
-            self.stale = None
-        else:
-            self.stale.update(names)
-
     def task_state(self, task_id: int, refusal: ProtocolError | None = None) -> TaskState:
         state = self.p.state
         task = state.tasks.get(task_id)
@@ -148,79 +156,146 @@ class Coordinator:
     # --- the task pipeline --------------------------------------------------------
 
     def escrow(
-        self, key: str, fees: Sequence[Amount], deadline_rounds: int | None = None
-    ) -> Escrowed:
-        """Escrow the client's fees for a batch of new tasks under fresh ids; return the first.
+        self,
+        key: str,
+        fees: Sequence[Amount],
+        deadline_rounds: int | None = None,
+        difficulties: Sequence[float] = (),
+    ) -> Cleared:
+        """Escrow a batch under fresh ids and clear it: one escrow and one assignment
+        transaction, one commit. Return the assignments of its tasks and of the client's
+        re-offered tasks.
 
-        ``key`` names the batch: a call retried after a restart finds its key in
-        the ledger and gets the same ids, escrowed once. The deadline goes to
-        the ledger with the tasks (default: the workload's, else the network's).
+        Batches clear in the order they come, and before batch ``k`` clears,
+        the reports of batches up to ``k - max_inflight`` are applied, in batch
+        order, and no others: the gateway sends batch ``k`` only once those are
+        done, so the state each batch clears on depends on the workload alone,
+        not on timing (reproducible runs). An empty batch applies every report
+        held (a client's flush). ``key`` names the batch (``SESSION-N``): a
+        call retried after a restart finds its key in the ledger and gets the
+        same ids, escrowed and cleared once. ``difficulties``: each task's
+        difficulty for the self-execution split (default 0: operators run them).
         """
         state = self.p.state
+        session = key.rpartition("-")[0]
+        self.batches += 1
+        batch = self.batches
+        self.apply_reports(batch - self.window if fees else None)
         first = state.escrow_keys.get(key)
+        new: list[tuple[int, float]] = []
+        retried: list[int] = []
         if first is None:
-            first = state.next_task_id
-            rows = [(first + i, fee) for i, fee in enumerate(fees)]
             deadline = deadline_rounds if deadline_rounds is not None else self.default_deadline
-            self.p.escrow_tasks(CLIENT, rows, key, deadline)
-            self.ledger.commit()
+            first = self.engine.escrow(CLIENT, fees, key, deadline)
+            levels = list(difficulties) or [0.0] * len(fees)
+            new = list(zip(range(first, first + len(fees)), levels, strict=True))
+        else:  # a retry: the batch's tasks keep what they got
+            retried = list(range(first, first + len(fees)))
+        reoffered = self.reoffered.pop(session, [])
+        assignments = self.engine.clear(new, reoffered, self.unavailable())
+        self.ledger.commit()
+        assignments.extend(a for a in map(self.assignment_of, retried) if a is not None)
         self.maybe_advance()
-        return Escrowed(first, self.view())
+        return Cleared(first, batch, assignments, self.p.round)
 
-    def assign(self, orders: Sequence[Order]) -> tuple[dict[int, TaskState], MarketView]:
-        """Record a batch's assignments in one transaction; a task already assigned keeps
-        (and reports) its assignment, a refused one reports its refusal."""
-        tasks = self.p.state.tasks
-        fresh = [o for o in orders if o[0] in tasks and not tasks[o[0]].assigned]
-        refused = self.p.assign_tasks(fresh) if fresh else {}
-        self.touch(o[2] for o in fresh if o[2] is not None)
-        if fresh:
-            self.ledger.commit()
-        out = {o[0]: self.task_state(o[0], refused.get(o[0])) for o in orders}
-        return out, self.view()
+    def assignment_of(self, task_id: int) -> Assignment | None:
+        """Return an open task's assignment (None: unassigned or finished)."""
+        task = self.p.state.tasks.get(task_id)
+        if task is None or not task.assigned or task.operator is None:
+            return None
+        return Assignment(task_id, task.operator, task.coprocessor, task.price, task.attempts)
 
     def report(
-        self, settled: Sequence[int], faults: Sequence[Fault]
-    ) -> tuple[dict[int, TaskState], MarketView]:
-        """Apply a batch's faults and settle its verified tasks in one transaction; return
-        their states.
+        self,
+        key: str,
+        batch: int,
+        settled: Sequence[int],
+        faults: Sequence[Fault] = (),
+        audited: Sequence[int] = (),
+    ) -> int:
+        """Take an operator host's outcomes of a batch; applied in batch order (see
+        :meth:`escrow`): at once if that batch's turn has passed, else held until it
+        comes. Return the batch."""
+        self.held.setdefault(batch, []).append(
+            Report(key.rpartition("-")[0], list(settled), list(faults), list(audited))
+        )
+        if batch <= self.applied:
+            self.apply_reports(self.applied)
+        return batch
+
+    def apply_reports(self, up_to: int | None) -> None:
+        """Apply the held reports of batches up to ``up_to`` (None: all), in batch order."""
+        due = sorted(b for b in self.held if up_to is None or b <= up_to)
+        if up_to is not None:
+            self.applied = max(self.applied, up_to)
+        for batch in due:
+            # A batch's hosts report in any order; their tasks are disjoint: apply by task id.
+            for report in sorted(self.held.pop(batch), key=Report.first_task):
+                self.apply_report(report)
+            self.ledger.commit()
+            self.maybe_advance()  # the clock sees each batch, as if it had come alone
+        if due:
+            self.publish()
+
+    def apply_report(self, report: Report) -> None:
+        """Apply one report: its faults, settlements and audit faults in one transaction.
 
         A safety fault slashes (``fail_coprocessor``); a liveness fault
-        (``miss_coprocessor``) only ends the attempt, unpaid. A fault or a
-        settlement applied before a restart is skipped, so a retried call
-        applies nothing twice.
+        (``miss_coprocessor``) only ends the attempt, unpaid, and its host sits
+        out a cooldown. A fault or settlement already applied (a retried call)
+        is skipped. Faulted tasks still open go to the client's next batch.
         """
         tasks = self.p.state.tasks
         safety: list[int] = []
         liveness: list[int] = []
-        for fault in faults:
+        for fault in report.faults:
             task = tasks.get(fault.task_id)
             if task is None or not task.assigned:
                 continue
             if task.coprocessor != fault.coprocessor or task.attempts != fault.attempt:
                 continue  # already applied before a restart
-            (safety if fault.kind == FaultKind.SAFETY else liveness).append(fault.task_id)
+            if fault.kind == FaultKind.SAFETY:
+                safety.append(fault.task_id)
+            else:
+                liveness.append(fault.task_id)
+                self.cool_down(fault.coprocessor)
         faulted = {*safety, *liveness}
-        ready = [t for t in dict.fromkeys(settled) if t in tasks and tasks[t].assigned]
+        ready = [t for t in dict.fromkeys(report.settled) if t in tasks and tasks[t].assigned]
         ready = [t for t in ready if t not in faulted]
+        audited = [t for t in report.audited if t in ready and tasks[t].coprocessor is None]
         for t in ready:
             task = tasks[t]
             assert task.operator is not None
             self.tally.add_fee(task.operator, task.price)
-        self.touch(tasks[t].coprocessor for t in [*ready, *faulted])
-        count = 0
-        if ready or faulted:
-            count = self.p.settle_batch(ready, safety, liveness)
-            self.ledger.commit()
+        count = self.engine.settle(ready, safety, liveness, audited)
         self.clock.count(count)
         self.telemetry.count("stakeray_tasks_settled", count)
         self.telemetry.count("stakeray_slashes", len(safety))
         self.telemetry.count("stakeray_liveness_faults", len(liveness))
-        self.count_outcomes({f.task_id for f in faults})
-        states = {t: self.task_state(t) for t in [*settled, *(f.task_id for f in faults)]}
-        self.maybe_advance()
-        self.publish()
-        return states, self.view()
+        self.count_outcomes(faulted)
+        again = [t for t in sorted(faulted) if t in tasks and not tasks[t].assigned]
+        if again:
+            self.reoffered.setdefault(report.session, []).extend(again)
+
+    def cool_down(self, coprocessor: Address) -> None:
+        """Keep a host that lost a job out of auctions for a while (doubling while it keeps
+        failing): a liveness fault says nothing about its results, only its reach."""
+        host = self.host_of.get(coprocessor)
+        if host is None:
+            return
+        now = time.monotonic()
+        if self.down_until.get(host, 0.0) > now:
+            return  # one strike per outage, however many jobs it held
+        strikes = self.strikes.get(host, 0) + 1
+        self.strikes[host] = strikes
+        self.down_until[host] = now + self.market.host_cooldown_s * 2 ** (strikes - 1)
+        log.warning("coordinator: coprocessor host %d cools down (strike %d)", host, strikes)
+
+    def unavailable(self) -> set[Address]:
+        """Return the coprocessors whose host is cooling down."""
+        now = time.monotonic()
+        down = {h for h, until in self.down_until.items() if until > now}
+        return {c for c, h in self.host_of.items() if h in down} if down else set()
 
     # --- rounds -------------------------------------------------------------------
 
@@ -232,31 +307,23 @@ class Coordinator:
 
     def advance_round(self) -> Round:
         """Initialize the next round, call reward for active operators, expire late tasks."""
-        self.touch()  # reputations change with the round
-        n = self.p.initialize_round()
+        n, rewards, expired = self.engine.close_round(self.misses.is_missed)
         self.tally.next_round()
-        for operator in sorted(self.p.active_set):
-            if self.misses.is_missed(operator, n):
-                continue
-            self.tally.rewards[operator] = self.p.reward(operator)
-        expired = get_due_tasks(self.p.state, n)  # O(expired): the ledger indexes deadlines
-        for task_id in expired:
-            try:
-                if self.p.state.tasks[task_id].assigned:  # its operator's liveness fault
-                    self.p.expire_task(task_id)
-                    self.telemetry.count("stakeray_liveness_faults")
-                else:
-                    self.p.refund_task(task_id)
-            except ProtocolError as exc:
-                log.warning("coordinator: cannot expire task %d: %s", task_id, exc)
+        self.tally.rewards.update(rewards)
         self.ledger.commit()
+        self.telemetry.count(
+            "stakeray_liveness_faults",
+            sum(1 for t in expired if self.p.state.finished.get(t, (None,))[0] == Outcome.FAILED),
+        )
         self.count_outcomes(expired)
         self.clock.restart()
         self.publish()
         return n
 
     def drain(self, max_rounds: int = 64) -> Round:
-        """Advance rounds until every task has an outcome (deadlines expire the stragglers)."""
+        """Apply every held report, then advance rounds until every task has an outcome
+        (deadlines expire the stragglers)."""
+        self.apply_reports(None)
         for _ in range(max_rounds):
             if not self.p.state.tasks:
                 break
@@ -282,7 +349,6 @@ class Coordinator:
 
     def submit_signed(self, signed: SignedTx) -> Receipt:
         """Apply a signed transaction; return its result or the refusal."""
-        self.touch()  # a signed transaction may register or fund a coprocessor
         try:
             result = apply_signed(self.p, signed, self.ledger.chain_id)
         except ProtocolError as exc:

@@ -1,13 +1,18 @@
-"""The gateway: feeds a workload to the operator hosts with a bounded number of batches in flight.
+"""The gateway: feeds a workload to the network with a bounded number of batches in flight.
 
 It runs in the submitting process. Each batch is one ``escrow`` call to the
 coordinator, which gives the batch fresh task ids (so any number of clients
-can submit at once, and none chooses an id), and one ``process`` call per
-operator host that got tasks; the escrow's future is passed to ``process``,
-so a host starts only once the fees are in escrow, and the gateway never
-waits on a call in a loop: it waits for whichever batch finishes first.
-Operators are picked with the round's stake weights (SPEC 6), from the
-newest view any reply carried.
+can submit at once, and none chooses an id) and clears it (operators, the
+auction), then one ``process`` call per operator host that got tasks. The
+gateway never waits on a call in a loop: it waits for whichever batch
+finishes first.
+
+Reproducible runs: batches are cut from the workload alone (``batch_size``
+tasks, or those arriving within ``batch_window_s`` of the first), and batch
+``k`` is sent only once every batch up to ``k - max_inflight`` is done, which
+is what the coordinator's ordering needs (:meth:`Coordinator.escrow`). Tasks
+a coprocessor failed come back in the client's next batches; once the
+workload is in, empty batches flush them until none is left.
 """
 
 from __future__ import annotations
@@ -15,17 +20,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.config.schema import RunConfig
 from cluster.config.workload import GeneratedTask
-from cluster.engine.messages import MarketView, TaskOrder, TaskRecord, TaskStatus
+from cluster.engine.market import OWN
+from cluster.engine.messages import Cleared, TaskRecord, TaskStatus, Work
 from cluster.engine.progress import Progress
 from cluster.engine.transport import HostLost, Transport
 from protocol import ProtocolError
 from protocol.errors import StakerayError
-from protocol.selection import select_operators
 
 
 class GatewayError(StakerayError):
@@ -56,18 +61,26 @@ class Gateway:
         self.session = session if session is not None else uuid.uuid4().hex
         self.batches = 0
 
-    def pick(self, view: MarketView, draws: Sequence[int]) -> list[str | None]:
-        """Pick an operator per task with the round's stake weights; ``draws`` (the tasks'
-        places in the workload) seed the draws, so a workload picks the same way each time."""
-        names = sorted(n for n in view.active if n in self.host_of)
-        return select_operators(
-            names,
-            [view.active[n] for n in names],
-            draws,
-            self.config.seed,
-            w_stake=self.params.w_stake,
-            w_random=self.params.w_random,
-        )
+    def difficulty(self, task: GeneratedTask) -> float:
+        """A task's difficulty for the self-execution split: its size over the largest its
+        kind an operator runs itself (operators' ``resources``, default 1); unlisted
+        kinds are always auctioned."""
+        limit = self.market.self_execute_max_size.get(task.spec.kind)
+        if limit is None:
+            return OWN
+        return task.spec.size / limit if limit > 0 else (0.0 if task.spec.size == 0 else OWN)
+
+    def cut(self, tasks: Sequence[GeneratedTask], i: int, paced: bool) -> int:
+        """Return the end of the batch starting at ``i``: ``batch_size`` tasks, or (paced)
+        those arriving within ``batch_window_s`` of the first: the workload decides, not
+        timing."""
+        limit = tasks[i].arrival_s + self.market.batch_window_s if paced else float("inf")
+        end = i + 1
+        while end < len(tasks) and end - i < self.market.batch_size:
+            if tasks[end].arrival_s > limit:
+                break
+            end += 1
+        return end
 
     def run(
         self,
@@ -81,97 +94,131 @@ class Gateway:
 
         The coordinator gives each batch its task ids when it escrows it.
         """
-        call, get = self.transport.call, self.transport.get
-        view: MarketView = get(call(self.coordinator, "view"))
-        inflight: dict[Any, Placed] = {}
-        records: dict[int, TaskRecord] = {}
-        lost: list[Placed] = []
+        get = self.transport.get
+        flight = Flight()
         started = time.monotonic()
         i = 0
-        while i < len(tasks) or inflight:
+        while i < len(tasks) or flight.futures:
             now = time.monotonic() - started
-            arrived = i < len(tasks) and (not paced or tasks[i].arrival_s <= now)
-            if arrived and len(inflight) < self.market.max_inflight:
-                batch = [tasks[i]]
-                i += 1
-                while (
-                    i < len(tasks)
-                    and len(batch) < self.market.batch_size
-                    and (not paced or tasks[i].arrival_s <= now)
-                ):
-                    batch.append(tasks[i])
-                    i += 1
-                self.submit(batch, deadline_rounds, view, inflight)
+            end = self.cut(tasks, i, paced) if i < len(tasks) else i
+            arrived = i < len(tasks) and (not paced or tasks[end - 1].arrival_s <= now)
+            if arrived and flight.may_send(self.market.max_inflight):
+                self.submit(tasks[i:end], deadline_rounds, flight, progress)
+                i = end
                 continue
             timeout = None
-            if i < len(tasks) and len(inflight) < self.market.max_inflight:
-                timeout = max(0.0, min(1.0, tasks[i].arrival_s - now))
-            if not inflight:
+            if i < len(tasks) and flight.may_send(self.market.max_inflight):
+                timeout = max(0.0, min(1.0, tasks[end - 1].arrival_s - now))
+            if not flight.futures:
                 time.sleep(timeout or 0.0)
                 continue
-            ready, _ = self.transport.wait(list(inflight), 1, timeout)
-            for future in ready:
-                placed = inflight.pop(future)
-                try:
-                    rows, newer = get(future)
-                except HostLost:
-                    lost.append(placed)  # the coordinator's final states fill these in
-                    continue
-                except ProtocolError as exc:
-                    raise GatewayError(f"batch refused: {type(exc).__name__}: {exc}") from None
-                if newer.round >= view.round:
-                    view = newer
-                for row in rows:
-                    records[row.task_id] = row
-                if progress is not None:
-                    progress.update(rows, view.round)
-        for placed in lost:
-            try:
-                first = get(placed.escrow).first_id
-            except ProtocolError as exc:
-                raise GatewayError(f"batch refused: {type(exc).__name__}: {exc}") from None
-            for order, task in zip(placed.orders, placed.tasks, strict=True):
-                records[first + order.slot] = lost_record(first + order.slot, task)
-        return [records[t] for t in sorted(records)]
+            self.collect(flight, timeout, progress)
+        while True:  # re-offered tasks: flush until the coordinator has none for us
+            cleared = get(self.escrow([], [], deadline_rounds))
+            if not cleared.assignments:
+                break
+            self.dispatch(cleared, flight)
+            while flight.futures:
+                self.collect(flight, None, progress)
+        for placed in flight.lost:
+            for w in placed.work:
+                t = w.assignment.task_id
+                if t not in flight.records or flight.records[t].outcome == TaskStatus.OPEN:
+                    flight.records[t] = lost_record(t, flight.rows[t])
+        return [flight.records[t] for t in sorted(flight.records)]
+
+    def escrow(
+        self, batch: Sequence[GeneratedTask], difficulties: Sequence[float], deadline: int | None
+    ) -> Any:
+        """Send one batch's escrow (a future of its :class:`Cleared`)."""
+        self.batches += 1
+        key = f"{self.session}-{self.batches}"
+        fees = [g.fee for g in batch]
+        return self.transport.call(self.coordinator, "escrow", key, fees, deadline, difficulties)
 
     def submit(
         self,
         batch: Sequence[GeneratedTask],
         deadline_rounds: int | None,
-        view: MarketView,
-        inflight: dict[Any, Placed],
+        flight: Flight,
+        progress: Progress | None,
     ) -> None:
-        """Escrow one batch and hand it to the operator hosts (no waiting).
+        """Escrow and clear one batch, then hand its work to the operator hosts."""
+        future = self.escrow(batch, [self.difficulty(g) for g in batch], deadline_rounds)
+        try:
+            cleared: Cleared = self.transport.get(future)
+        except ProtocolError as exc:
+            raise GatewayError(f"batch refused: {type(exc).__name__}: {exc}") from None
+        for slot, g in enumerate(batch):
+            flight.rows[cleared.first_id + slot] = g
+            flight.records[cleared.first_id + slot] = lost_record(cleared.first_id + slot, g)
+        self.dispatch(cleared, flight)
+        if progress is not None:
+            progress.update([], cleared.round)
 
-        The escrow's answer goes to the hosts as it is (a future): each host
-        starts once the fees are in escrow and learns the tasks' ids from it.
-        """
-        call = self.transport.call
-        picks = self.pick(view, [g.task_id for g in batch])
-        if any(p is None for p in picks):
-            raise GatewayError(f"round {view.round}: no active operator is hosted here")
-        self.batches += 1
+    def dispatch(self, cleared: Cleared, flight: Flight) -> None:
+        """Send each operator host its share of a cleared batch (no waiting)."""
         key = f"{self.session}-{self.batches}"
-        escrow = call(self.coordinator, "escrow", key, [g.fee for g in batch], deadline_rounds)
         now = time.time()
-        per_host: dict[int, tuple[list[TaskOrder], list[GeneratedTask]]] = {}
-        for slot, (g, operator) in enumerate(zip(batch, picks, strict=True)):
-            assert operator is not None
-            orders, generated = per_host.setdefault(self.host_of[operator], ([], []))
-            orders.append(TaskOrder(slot, operator, g.spec, g.fee, now))
-            generated.append(g)
-        for h, (orders, generated) in per_host.items():
-            future = call(self.hosts[h], "process", orders, escrow)
-            inflight[future] = Placed(escrow, orders, generated)
+        per_host: dict[int, list[Work]] = {}
+        for a in cleared.assignments:
+            g = flight.rows[a.task_id]
+            work = Work(a, g.spec, g.fee, now)
+            per_host.setdefault(self.host_of[a.operator], []).append(work)
+        flight.open[cleared.batch] = len(per_host)
+        flight.round = max(flight.round, cleared.round)
+        flight.sent = max(flight.sent, cleared.batch)
+        for h, work in per_host.items():
+            future = self.transport.call(self.hosts[h], "process", key, cleared.batch, work)
+            flight.futures[future] = Placed(cleared.batch, work)
+        if not per_host:
+            del flight.open[cleared.batch]
+
+    def collect(self, flight: Flight, timeout: float | None, progress: Progress | None) -> None:
+        """Wait for whichever host's share finishes first; take its rows."""
+        ready, _ = self.transport.wait(list(flight.futures), 1, timeout)
+        for future in ready:
+            placed = flight.futures.pop(future)
+            flight.open[placed.batch] -= 1
+            if not flight.open[placed.batch]:
+                del flight.open[placed.batch]
+            try:
+                rows = self.transport.get(future)
+            except HostLost:
+                flight.lost.append(placed)  # the coordinator's final states fill these in
+                continue
+            except ProtocolError as exc:
+                raise GatewayError(f"batch refused: {type(exc).__name__}: {exc}") from None
+            for row in rows:
+                flight.records[row.task_id] = row
+            if progress is not None:  # a faulted task is counted when it finishes
+                progress.update([r for r in rows if r.outcome != TaskStatus.OPEN], flight.round)
+
+
+@dataclass(slots=True)
+class Flight:
+    """The gateway's batches in flight: host calls, batches not yet done, rows by task id."""
+
+    futures: dict[Any, Placed] = field(default_factory=dict)
+    open: dict[int, int] = field(default_factory=dict)  # batch -> host calls still out
+    rows: dict[int, GeneratedTask] = field(default_factory=dict)
+    records: dict[int, TaskRecord] = field(default_factory=dict)
+    lost: list[Placed] = field(default_factory=list)
+    round: int = 0
+    sent: int = 0
+
+    def may_send(self, window: int) -> bool:
+        """Whether the next batch may go: every batch ``window`` or more before it is done
+        (with one client, the coordinator numbers its batches one after the other)."""
+        return not self.open or min(self.open) > self.sent + 1 - window
 
 
 @dataclass(frozen=True, slots=True)
 class Placed:
-    """A batch's share on one operator host: its escrow (a future), orders and workload rows."""
+    """A batch's share on one operator host: the batch and its work."""
 
-    escrow: Any
-    orders: list[TaskOrder]
-    tasks: list[GeneratedTask]
+    batch: int
+    work: list[Work]
 
 
 def lost_record(task_id: int, task: GeneratedTask) -> TaskRecord:

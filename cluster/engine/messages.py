@@ -1,4 +1,7 @@
-"""What the actors send each other: task orders, jobs, assignments, faults, views, task states.
+"""What the actors send each other: cleared batches, work, jobs, faults, task states.
+
+What travels once per task is a ``NamedTuple`` (built in a fraction of a frozen
+dataclass's time: these are on the hot path); the rest are frozen dataclasses.
 
 Outcomes and refusals travel as types, never as strings to parse: a task's
 status is a :class:`protocol.state.Outcome` or a :class:`TaskStatus`, and a
@@ -9,14 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 import workers
 from protocol import ProtocolError
-from protocol.state import Coprocessor, Outcome
+from protocol.state import Outcome
 from protocol.units import Address, Amount, Round
-
-Order = tuple[int, Address, Address | None, Amount | None]
-"""``(task_id, operator, coprocessor or None, price or None)``: an assignment to record."""
 
 
 class TaskStatus(StrEnum):
@@ -40,8 +41,7 @@ class FaultKind(StrEnum):
     LIVENESS = "liveness"
 
 
-@dataclass(frozen=True, slots=True)
-class Fault:
+class Fault(NamedTuple):
     """The coprocessor failed the task's attempt ``attempt``, in the way ``kind`` says."""
 
     task_id: int
@@ -50,21 +50,27 @@ class Fault:
     kind: FaultKind
 
 
+class Assignment(NamedTuple):
+    """Who runs a task: its operator alone (``coprocessor`` None), or the auction's winner,
+    paid ``fee - price``; ``attempt`` counts the coprocessors that failed it before."""
+
+    task_id: int
+    operator: Address
+    coprocessor: Address | None
+    price: Amount
+    attempt: int
+
+
 @dataclass(frozen=True, slots=True)
-class MarketView:
-    """What operator hosts and the gateway need: the round, active stakes, coprocessors."""
-
-    round: Round
-    active: dict[Address, Amount]
-    coprocessors: dict[Address, Coprocessor]
-
-
-@dataclass(frozen=True, slots=True)
-class Escrowed:
-    """An escrowed batch: its tasks got the ids ``first_id``, ``first_id + 1``, ... in order."""
+class Cleared:
+    """An escrowed and cleared batch: its new tasks got the ids ``first_id``, ``first_id +
+    1``, ... in order; ``assignments`` covers them and the client's re-offered tasks;
+    ``batch`` is its place in the coordinator's order, ``round`` the round it cleared in."""
 
     first_id: int
-    view: MarketView
+    batch: int
+    assignments: list[Assignment]
+    round: Round
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,31 +113,27 @@ class Receipt:
         return f"{type(self.refusal).__name__}: {self.refusal}"
 
 
-@dataclass(frozen=True, slots=True)
-class TaskOrder:
-    """A task routed to an operator: its place in its escrowed batch (its id is the batch's
-    ``first_id + slot``, known once the escrow is in), the operator, the spec, the fee, and
-    when it arrived."""
+class Work(NamedTuple):
+    """A cleared task for its operator's host: the assignment, the spec, the fee, and when
+    the task arrived."""
 
-    slot: int
-    operator: Address
+    assignment: Assignment
     spec: workers.TaskSpec
     fee: Amount
     submitted_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One task for one coprocessor: the spec travels, the inputs are made where it runs."""
+class Job(NamedTuple):
+    """One task for its executor (a coprocessor, or the operator running it itself): the
+    spec travels, the inputs are made where it runs (``None``: a simulated task)."""
 
     task_id: int
     coprocessor: str
-    spec: workers.TaskSpec
+    spec: workers.TaskSpec | None
     attempt: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
+class TaskRecord(NamedTuple):
     """One row of ``tasks.csv``."""
 
     task_id: int

@@ -10,6 +10,10 @@ from cluster.config.schema import CLIENT, RunConfig
 from protocol.ledger import Ledger
 from protocol.units import Address, Amount
 
+SNAPSHOT_RATIO = 1.0
+"""A network snapshots once it has logged as many bytes as its last snapshot holds: snapshots
+cost at most what the log does, and a recovery replays at most one snapshot's worth of log."""
+
 
 def delegator_stakes(config: RunConfig) -> list[tuple[Address, Address, Amount]]:
     """Return ``(delegator, operator, stake)`` for the configured delegators (seeded)."""
@@ -33,7 +37,13 @@ def create_network(config: RunConfig, ledger_dir: Path, *, fsync: bool = True) -
     balances.update({c.name: c.collateral for c in net.coprocessors})
     balances.update(net.accounts)
     balances[CLIENT] = net.client_balance
-    ledger = Ledger.create(ledger_dir, net.protocol_params(), balances, fsync=fsync)
+    ledger = Ledger.create(
+        ledger_dir,
+        net.protocol_params(),
+        balances,
+        snapshot_ratio=SNAPSHOT_RATIO,
+        fsync=fsync,
+    )
     p = ledger.protocol
     for op in net.operators:
         if op.stake > 0:

@@ -1,19 +1,19 @@
-"""An operator host: runs its operators' tasks, auctions the heavy ones, verifies, settles.
+"""An operator host: runs its operators' tasks, verifies coprocessors' results, reports.
 
-One :meth:`OperatorHost.process` call handles a batch end to end with a few
-batched messages per attempt: one ``assign`` to the coordinator, one
-``execute`` per coprocessor host (results come back by object reference), one
-``report`` with the verified settlements and the faults. A fault re-offers
-the task without that coprocessor until ``max_attempts``. A result the
-verifier rejects is a safety fault (slashed); a host that died or did not
-answer in ``execute_timeout_s`` is a liveness fault for each of its jobs
-(unpaid, never slashed as fraud), and the host sits out a cooldown (doubling
-while it keeps failing).
+The coordinator clears each batch (operator choice, the auction; see
+:mod:`cluster.engine.market`); one :meth:`OperatorHost.process` call then
+runs the host's share of it with a few batched messages: one ``execute`` per
+coprocessor host (results come back by object reference) and one ``report``
+to the coordinator with the verified settlements, the faults and the audit
+faults. A result the verifier rejects is a safety fault (slashed); a host
+that died or did not answer in ``execute_timeout_s`` is a liveness fault for
+each of its jobs (unpaid, never slashed as fraud). Faulted tasks are
+re-offered by the coordinator in the client's next batch. An operator's own
+run is checked only when an audit samples it (:func:`is_audit_sample`).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Sequence
@@ -22,32 +22,19 @@ from typing import Any
 from cluster.config.schema import RunConfig
 from cluster.engine.execution import Execution, RealExecution
 from cluster.engine.messages import (
-    Escrowed,
     Fault,
     FaultKind,
     Job,
-    MarketView,
-    Order,
-    TaskOrder,
     TaskRecord,
-    TaskState,
     TaskStatus,
+    Work,
 )
 from cluster.engine.network import Placement
 from cluster.engine.telemetry import OPERATOR_HOST_METRICS, Exporter, Telemetry
 from cluster.engine.transport import HostLost, Transport
-from protocol.auction import run_dutch_auction
-from protocol.errors import OperatorNotActive
-from protocol.market import (
-    AskFactors,
-    compute_ask_factors,
-    compute_ask_from,
-    compute_required_collateral,
-    is_coprocessor_eligible,
-)
-from protocol.reputation import compute_reputation
-from protocol.state import Coprocessor, Outcome
-from protocol.units import Address, Amount, ppm_of
+from protocol.market import is_audit_sample
+from protocol.state import Outcome
+from protocol.units import Address
 
 log = logging.getLogger("stakeray.operator")
 
@@ -70,19 +57,15 @@ class OperatorHost:
         self.operators = list(operators)
         self.params = config.network.protocol_params()
         self.market = config.network.market
+        self.seed = config.seed
         self.coordinator = coordinator
         self.hosts = list(coprocessor_hosts)
         self.host_of = Placement.of(config).coprocessor_host
-        self.pricing: dict[Address, tuple[int, Amount]] = {
-            c.name: (c.cost_ppm, c.margin) for c in config.network.coprocessors
-        }
         self.transport = transport
-        coprocessors = config.network.coprocessors
-        self.execution = execution if execution is not None else RealExecution(coprocessors)
-        self.down_until: dict[int, float] = {}
-        self.strikes: dict[int, int] = {}
-        self.view: MarketView | None = None
-        self.factor_cache: dict[tuple[int, int, float], AskFactors] = {}
+        executors = [*config.network.coprocessors, *config.network.operators]
+        self.execution = (
+            execution if execution is not None else RealExecution(executors, config.seed)
+        )
         self.telemetry = Telemetry(
             OPERATOR_HOST_METRICS, self.make_exporter(network, OPERATOR_HOST_METRICS)
         )
@@ -91,148 +74,47 @@ class OperatorHost:
         """Return where metrics go besides memory: nowhere here; Ray's actor overrides it."""
         return None
 
-    # --- the auction ---------------------------------------------------------------
-
-    def available_hosts(self) -> set[int]:
-        now = time.monotonic()
-        return {i for i in range(len(self.hosts)) if self.down_until.get(i, 0.0) <= now}
-
-    def auction(
-        self,
-        order: TaskOrder,
-        book: dict[Address, Coprocessor],
-        factors: dict[Address, AskFactors],
-        excluded: set[Address],
-    ) -> tuple[Address, Amount] | None:
-        """Clear one task's Dutch auction on ``book`` (updated in place); None: no taker.
-
-        ``factors`` caches each coprocessor's ask factors at its current load;
-        a winner's entry is dropped, since its load changed.
-        """
-        up = self.available_hosts()
-        names = [n for n in sorted(book) if n not in excluded and self.host_of.get(n) in up]
-        if not names:
-            return None
-        fee, params = order.fee, self.params
-        required = compute_required_collateral(fee, params)
-        eligible, asks, reputation, load = [], [], [], []
-        for name in names:
-            c = book[name]
-            ok = is_coprocessor_eligible(c, params, required)
-            ask = 0
-            if ok:
-                if name not in factors:
-                    factors[name] = self.ask_factors(c)
-                cost_ppm, margin = self.pricing.get(name, (0, 0))
-                ask = compute_ask_from(factors[name], fee, ppm_of(fee, cost_ppm), margin, params)
-            asks.append(ask)
-            eligible.append(ok)
-            reputation.append(compute_reputation(c.reputation_f))
-            load.append(c.load / c.capacity)
-        result = run_dutch_auction(
-            fee,
-            asks,
-            step_ppm=params.auction_step,
-            reserve_ppm=params.reserve_ratio,
-            reputation=reputation,
-            load=load,
-            eligible=eligible,
-        )
-        if result.winner is None:
-            return None
-        winner = book[names[result.winner]]
-        winner.load += 1
-        winner.free -= required
-        factors.pop(winner.address, None)
-        return winner.address, result.price
-
-    def ask_factors(self, c: Coprocessor) -> AskFactors:
-        """Return ``c``'s ask factors, memoised on what they depend on (load, reputation)."""
-        key = (c.load, c.capacity, c.reputation_f)
-        found = self.factor_cache.get(key)
-        if found is None:
-            if len(self.factor_cache) > 100_000:
-                self.factor_cache.clear()
-            found = self.factor_cache[key] = compute_ask_factors(c, self.params)
-        return found
-
-    def is_self_executed(self, order: TaskOrder) -> bool:
-        limit = self.market.self_execute_max_size.get(order.spec.kind)
-        return limit is not None and order.spec.size <= limit
-
     # --- one batch --------------------------------------------------------------------
 
-    def process(
-        self, orders: Sequence[TaskOrder], escrowed: Escrowed
-    ) -> tuple[list[TaskRecord], MarketView]:
-        """Run a batch to an outcome per task; return ``tasks.csv`` rows and the newest view.
-
-        ``escrowed`` is the coordinator's answer to the batch's escrow (the call
-        waits for it): the tasks' ids and the view it carried.
-        """
+    def process(self, key: str, batch: int, work: Sequence[Work]) -> list[TaskRecord]:
+        """Run the host's share of a cleared batch, report it; return ``tasks.csv`` rows
+        (a faulted task's row says open: the coordinator re-offers it)."""
         call, get = self.transport.call, self.transport.get
-        self.view = escrowed.view
-        by_id = {escrowed.first_id + o.slot: o for o in orders}
-        excluded: dict[int, set[Address]] = {t: set() for t in by_id}
-        attempts: dict[int, int] = dict.fromkeys(by_id, 0)
-        placed: dict[int, tuple[Address | None, Amount]] = {}
-        records: dict[int, TaskRecord] = {}
-        pending = list(by_id)
-        for _ in range(3 * self.params.max_attempts + 3):
-            if not pending:
-                break
-            # The auction changes loads and free collateral (ints): its own shallow copies.
-            book = {name: copy.copy(c) for name, c in self.view.coprocessors.items()}
-            factors: dict[Address, AskFactors] = {}
-            out: list[Order] = []
-            for t in pending:
-                order = by_id[t]
-                won = None
-                if not self.is_self_executed(order):
-                    won = self.auction(order, book, factors, excluded[t])
-                out.append((t, order.operator, *won) if won else (t, order.operator, None, None))
-            states, self.view = get(call(self.coordinator, "assign", out))
-            local: list[int] = []
-            jobs: dict[int, list[Job]] = {}
-            retry: list[int] = []
-            for t in pending:
-                state = states[t]
-                if state.status == TaskStatus.ASSIGNED:
-                    attempts[t] = state.attempts
-                    placed[t] = (state.coprocessor, state.price)
-                    if state.coprocessor is None:
-                        local.append(t)
-                    else:
-                        job = Job(t, state.coprocessor, by_id[t].spec, state.attempts)
-                        jobs.setdefault(self.host_of[state.coprocessor], []).append(job)
-                elif state.is_finished or state.status == TaskStatus.UNKNOWN:
-                    records[t] = self.record(by_id[t], state, placed, attempts)
-                elif isinstance(state.refusal, OperatorNotActive):
-                    log.warning("operator host %d: %s", self.index, state.refusal)
-                    records[t] = self.record(by_id[t], state, placed, attempts)
-                else:
-                    retry.append(t)
-            futures = {h: call(self.hosts[h], "execute", batch) for h, batch in jobs.items()}
-            settled: list[int] = []
-            for t in local:
-                self.execution.run_own(by_id[t].spec)  # the operator's own run, trusted
-                settled.append(t)
-            faults = self.collect(futures, jobs, settled)
-            states, self.view = get(call(self.coordinator, "report", settled, faults))
-            for t in [*settled, *(f.task_id for f in faults)]:
-                state = states[t]
-                if state.status == TaskStatus.OPEN:
-                    attempts[t] = state.attempts
-                    excluded[t].update(f.coprocessor for f in faults if f.task_id == t)
-                    retry.append(t)
-                else:
-                    records[t] = self.record(by_id[t], state, placed, attempts)
-            pending = retry
-        for t in pending:  # still open after every try: the coordinator's deadline decides
-            records[t] = self.record(by_id[t], TaskState(t, TaskStatus.OPEN), placed, attempts)
-        rows = [records[t] for t in by_id]
+        own: list[Job] = []
+        jobs: dict[int, list[Job]] = {}
+        for w in work:
+            a = w.assignment
+            if a.coprocessor is None:
+                own.append(Job(a.task_id, a.operator, w.spec, a.attempt))
+            else:
+                job = Job(a.task_id, a.coprocessor, w.spec, a.attempt)
+                jobs.setdefault(self.host_of[a.coprocessor], []).append(job)
+        futures = {h: call(self.hosts[h], "execute", part) for h, part in jobs.items()}
+        settled: list[int] = []
+        audited: list[int] = []
+        for job in own:  # while the coprocessors compute
+            result = self.execution.run(job)
+            settled.append(job.task_id)
+            sampled = is_audit_sample(self.seed, job.task_id, self.params.audit_rate)
+            if sampled and not self.execution.check(job, result, self.execution.prepare(job)):
+                audited.append(job.task_id)
+        faults = self.collect(futures, jobs, settled)
+        get(call(self.coordinator, "report", key, batch, settled, faults, audited))
+        faulted = {f.task_id for f in faults}
+        caught = set(audited)
+        rows = []
+        for w in work:
+            t = w.assignment.task_id
+            outcome = (
+                TaskStatus.OPEN
+                if t in faulted
+                else Outcome.AUDITED
+                if t in caught
+                else Outcome.SETTLED
+            )
+            rows.append(self.record(w, outcome))
         self.observe(rows)
-        return rows, self.view
+        return rows
 
     def observe(self, rows: Sequence[TaskRecord]) -> None:
         """Record settled tasks' latency and auctioned tasks' clearing margin (price / fee)."""
@@ -251,7 +133,7 @@ class OperatorHost:
             return faults
         # The verifier's inputs are drawn while the coprocessors compute, not after: on a
         # busy CPU this overlaps with their own (single-threaded) input draws.
-        prepared = {j.task_id: self.execution.prepare(j) for batch in jobs.values() for j in batch}
+        prepared = {j.task_id: self.execution.prepare(j) for part in jobs.values() for j in part}
         ready, _ = self.transport.wait(
             list(futures.values()), len(futures), self.market.execute_timeout_s
         )
@@ -261,12 +143,7 @@ class OperatorHost:
                 if id(future) not in done:
                     raise HostLost(f"no answer in {self.market.execute_timeout_s} s")
                 results = self.transport.get(future, 0)
-                self.strikes.pop(h, None)
             except HostLost as exc:
-                strikes = self.strikes.get(h, 0) + 1
-                self.strikes[h] = strikes
-                pause = self.market.host_cooldown_s * 2 ** (strikes - 1)
-                self.down_until[h] = time.monotonic() + pause
                 log.warning("operator host %d: coprocessor host %d lost (%s)", self.index, h, exc)
                 liveness = FaultKind.LIVENESS  # a lost host is no proof of a wrong result
                 faults.extend(Fault(j.task_id, j.coprocessor, j.attempt, liveness) for j in jobs[h])
@@ -280,25 +157,18 @@ class OperatorHost:
                     )
         return faults
 
-    def record(
-        self,
-        order: TaskOrder,
-        state: TaskState,
-        placed: dict[int, tuple[Address | None, Amount]],
-        attempts: dict[int, int],
-    ) -> TaskRecord:
-        coprocessor, price = placed.get(state.task_id, (None, 0))
-        settled = state.is_paid
-        tries = attempts.get(state.task_id, 0) + (1 if settled else 0)
+    def record(self, w: Work, outcome: Outcome | TaskStatus) -> TaskRecord:
+        a = w.assignment
+        paid = outcome in (Outcome.SETTLED, Outcome.AUDITED)
         return TaskRecord(
-            task_id=state.task_id,
-            kind=order.spec.kind,
-            size=order.spec.size,
-            operator=order.operator,
-            coprocessor=(coprocessor or "") if settled else "",
-            fee=order.fee,
-            price=price if settled else 0,
-            attempts=max(tries, state.attempts),
-            outcome=state.status,
-            latency_s=round(time.time() - order.submitted_at, 4),
+            task_id=a.task_id,
+            kind=w.spec.kind,
+            size=w.spec.size,
+            operator=a.operator,
+            coprocessor=(a.coprocessor or "") if paid else "",
+            fee=w.fee,
+            price=a.price if paid else 0,
+            attempts=a.attempt + (1 if paid else 0),
+            outcome=outcome,
+            latency_s=round(time.time() - w.submitted_at, 4),
         )

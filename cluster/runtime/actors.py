@@ -190,7 +190,7 @@ def deploy_local(
     coordinator = Coordinator(config, str(directory), fsync=fsync)
     coprocessors = config.network.coprocessors
     if execution is None:
-        execution = RealExecution(coprocessors, config.seed)
+        execution = RealExecution([*coprocessors, *config.network.operators], config.seed)
     copro = {c.name: c for c in coprocessors}
     coprocessor_hosts = [
         CoprocessorHost(i, [copro[n] for n in group], config.seed, execution)

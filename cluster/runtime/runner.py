@@ -15,6 +15,7 @@ from typing import Any
 
 from cluster.config.schema import RunConfig
 from cluster.config.workload import generate_tasks
+from cluster.engine.execution import Execution
 from cluster.engine.gateway import Gateway
 from cluster.engine.messages import TaskRecord
 from cluster.engine.progress import Progress
@@ -216,20 +217,24 @@ def run_cluster(
     local: bool = False,
     paced: bool = True,
     report: bool = False,
+    execution: Execution | None = None,
 ) -> RunResult:
     """Run ``config`` on Ray (or in this process with ``local``) and write ``out``.
 
-    ``report`` also writes ``report.html`` and its figures.
+    ``report`` also writes ``report.html`` and its figures; ``execution`` (in this
+    process only) replaces the real kernels, e.g. with drawn outcomes (``simulate``).
     """
     if config.workload is None:
         raise RunError("workload: missing; put it in the config or pass --workload")
     chaos = chaos or ChaosPlan()
     if local and chaos:
         raise RunError("--chaos: needs Ray; drop --local")
+    if execution is not None and not local:
+        raise RunError("execution: another execution runs in this process only (local)")
     out.mkdir(parents=True, exist_ok=True)
     tasks = generate_tasks(config.workload)
     if local:
-        deployment = deploy_local(config, out)
+        deployment = deploy_local(config, out, execution=execution)
         transport = LocalTransport()
         return execute(config, out, deployment, transport, tasks, None, progress, paced, report)
     nodes = 1 if chaos.counts.get("kill-node") else 0
