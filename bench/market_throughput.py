@@ -1,11 +1,16 @@
-"""Market throughput end to end vs the baselines named in the cluster issue.
+"""Market throughput end to end vs the baselines named in the cluster and engine issues.
 
-Two comparisons, each measured side by side in one run on one local Ray:
+Three comparisons, each measured side by side in one run on one local Ray:
 
 * small tasks: the same tasks through the market (escrow, auction, execution
   on coprocessor hosts, verification, settlement on the durable ledger) vs
   submitted as bare Ray tasks with no market (one ``ray.remote`` task each,
-  all submitted at once, one ``ray.get``). Target: market / bare >= 3.
+  all submitted at once, one ``ray.get``). Target: market / bare >= 8.
+* small tasks: the market vs the same specs executed *and verified* as batched
+  Ray tasks (1,000 specs a task, all cores busy: what a good Ray user writes
+  without stakeray). Target: market / batched >= 0.8, i.e. stake, auctions,
+  escrow and a durable ledger cost at most 20 % over plain batched Ray doing
+  the same work.
 * large tasks (matmul, n = 6144 by default; the issue asks n >= 1024): through
   the market vs plain NumPy in one process (a loop of ``workers.execute``).
   Target: market / plain >= 0.9. On 2 shared cores the market pays for
@@ -50,8 +55,11 @@ from cluster.engine.gateway import Gateway  # noqa: E402
 from cluster.runtime.actors import NAMESPACE, deploy  # noqa: E402
 from cluster.runtime.transport import RayTransport  # noqa: E402
 
-SMALL_TARGET = 3.0
+SMALL_TARGET = 8.0
+BATCHED_TARGET = 0.8
 LARGE_TARGET = 0.9
+BATCH = 1000
+"""Specs per batched Ray task in the batched baseline."""
 
 
 def network(hosts: int, cpus: int, **market: Any) -> dict[str, Any]:
@@ -119,6 +127,27 @@ def bare_rate(tasks: list[GeneratedTask]) -> float:
     return len(tasks) / (time.perf_counter() - start)
 
 
+@ray.remote(num_cpus=1)
+def batched_task(specs: list[workers.TaskSpec]) -> int:
+    """Execute and verify a batch of specs; return how many verified."""
+    ok = 0
+    for spec in specs:
+        ok += bool(workers.verify(spec, workers.execute(spec), workers.make_inputs(spec)))
+    return ok
+
+
+def batched_rate(tasks: list[GeneratedTask]) -> float:
+    specs = [t.spec for t in tasks]
+    chunks = [specs[i : i + BATCH] for i in range(0, len(specs), BATCH)]
+    ray.get([batched_task.remote(c[:8]) for c in chunks[:2]])  # warm the worker pool
+    start = time.perf_counter()
+    verified = sum(ray.get([batched_task.remote(c) for c in chunks]))
+    elapsed = time.perf_counter() - start
+    if verified != len(tasks):
+        raise SystemExit(f"batched baseline verified {verified} of {len(tasks)} tasks")
+    return len(tasks) / elapsed
+
+
 def plain_rate(tasks: list[GeneratedTask]) -> float:
     workers.execute(tasks[0].spec)  # warm BLAS
     start = time.perf_counter()
@@ -146,7 +175,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small run, target not enforced")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--part", choices=["small", "large", "both"], default="both")
+    parser.add_argument(
+        "--part", choices=["small", "batched", "large", "both", "all"], default="all"
+    )
     parser.add_argument("--size", type=int, default=6144, help="matmul n of the large tasks")
     parser.add_argument("--count", type=int, default=4, help="large tasks per repetition")
     args = parser.parse_args()
@@ -177,18 +208,16 @@ def main() -> int:
         rows.append((label, m, b, ratio, target, ratio >= target))
 
     try:
-        if args.part in ("small", "both"):
-            count = 1000 if args.quick else 8000
-            spec = WorkloadSpec(mix=SMALL_MIX, count=count, rate_per_s=10**6, seed=3)
-            net = network(2, 1, batch_size=1000, max_inflight=4)
-            measure(
-                "small tasks: market / bare Ray tasks",
-                generate_tasks(spec),
-                net,
-                bare_rate,
-                SMALL_TARGET,
-            )
-        if args.part in ("large", "both"):
+        count = 1000 if args.quick else 8000
+        small = generate_tasks(WorkloadSpec(mix=SMALL_MIX, count=count, rate_per_s=10**6, seed=3))
+        net = network(2, 1, batch_size=1000, max_inflight=4)
+        if args.part in ("small", "both", "all"):
+            label = "small tasks: market / bare Ray tasks"
+            measure(label, small, net, bare_rate, SMALL_TARGET)
+        if args.part in ("batched", "all"):
+            label = "small tasks: market / batched Ray (exec+verify)"
+            measure(label, small, net, batched_rate, BATCHED_TARGET)
+        if args.part in ("large", "both", "all"):
             n = 1024 if args.quick else args.size
             count = 4 if args.quick else args.count
             mix = [{"kind": "matmul", "size": n}]

@@ -78,8 +78,19 @@ def _sort_set(items: list[Any]) -> list[Any]:
     return sorted(items, key=_packb)
 
 
+_PLAIN_TYPES = frozenset({int, str, bool, bytes, type(None)})
+"""Types that are their own plain form (exactly these: a subclass such as an enum is not)."""
+
+
 def to_plain(obj: Any) -> Any:
     """Lower ``obj`` to canonical msgpack-ready values (see module docstring)."""
+    kind = type(obj)
+    # The common cases first (a frame is mostly ints, strings and lists of them).
+    if kind in _PLAIN_TYPES:
+        return obj
+    if kind is list or kind is tuple:
+        plain = _PLAIN_TYPES
+        return [x if type(x) in plain else to_plain(x) for x in obj]
     # Order matters: bool and IntEnum are ints, so test them first.
     if isinstance(obj, Enum):  # first: a StrEnum is a str, but its plain form is its value
         return to_plain(obj.value)

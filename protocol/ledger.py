@@ -111,6 +111,8 @@ class Ledger:
         # times that snapshot's size: snapshots then cost at most 1 / ratio of writing
         # the log, and a recovery replays at most that much log (plus the rounds).
         self.snapshot_ratio = snapshot_ratio
+        # A round boundary is a group commit unless the owner commits every call itself.
+        self.commit_rounds = True
         self.logged_since_snapshot = 0
         newest = list_snapshots(directory, SNAPSHOT_PREFIX)
         self.last_snapshot_bytes = newest[-1].stat().st_size if newest else 0
@@ -224,7 +226,8 @@ class Ledger:
         self.last_frame_crc = zlib.crc32(payload)
         self.logged_since_snapshot += len(payload)
         if isinstance(transaction, tx.InitializeRound):
-            self.commit()
+            if self.commit_rounds:
+                self.commit()
             due = self.snapshot_ratio * self.last_snapshot_bytes
             if self.protocol.round % self.snapshot_every == 0 and self.logged_since_snapshot >= due:
                 self.snapshot()

@@ -12,7 +12,7 @@ burned. Outcomes feed GAS reputation, updated once per round.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -286,8 +286,11 @@ def escrow_tasks(
         if not isinstance(row, tuple | list) or len(row) != 2:
             raise InvalidAmount(f"tasks[{i}]: must be (task_id, fee)")
         task_id, fee = row
-        check_int(task_id, f"tasks[{i}].task_id", InvalidAmount, low=0, high=MAX_ID)
-        check_amount(fee, f"tasks[{i}].fee")
+        # The checks run only when the cheap test fails (a batch is thousands of rows).
+        if task_id.__class__ is not int or not 0 <= task_id <= MAX_ID:
+            check_int(task_id, f"tasks[{i}].task_id", InvalidAmount, low=0, high=MAX_ID)
+        if fee.__class__ is not int or fee < 1:
+            check_amount(fee, f"tasks[{i}].fee")
         if task_id <= last:
             raise DuplicateTransaction(
                 f"tasks[{i}].task_id {task_id}: taken; ids must be fresh and increasing"
@@ -417,12 +420,8 @@ def settle_batch(
         if task_id in faulted:
             raise DuplicateTransaction(f"task_id {task_id}: two faults in one batch")
         faulted.add(task_id)
-    for task_id in settled:
-        if is_int(task_id) and is_finished(state, task_id):
-            continue
-        if not get_task_or_raise(state, task_id).assigned or task_id in faulted:
-            raise TaskStateError(f"task_id {task_id}: not assigned, cannot settle")
-    settling = set(settled)
+    batch = get_settleable(state, settled, faulted)
+    settling = {task.id for task in batch}
     operators: list[Address] = []
     for task_id in dict.fromkeys(audited):
         task = get_task_or_raise(state, task_id)
@@ -436,10 +435,32 @@ def settle_batch(
         fail_coprocessor(state, params, task_id)
     for task_id in liveness:
         miss_coprocessor(state, params, task_id)
-    count = settle_tasks(state, settled)
+    pay_settled(state, batch)
     for task_id, operator in zip(dict.fromkeys(audited), operators, strict=True):
         audit_fault(state, params, task_id, operator, None)
-    return count
+    return len(batch)
+
+
+def get_settleable(
+    state: State, task_ids: Sequence[int], faulted: Collection[int] = ()
+) -> list[Task]:
+    """Return the open tasks among ``task_ids`` to settle, each once; ids already finished
+    are skipped. Refuse an unknown id, or a task not assigned or faulted in the batch."""
+    tasks = state.tasks
+    batch: list[Task] = []
+    seen: set[int] = set()
+    for task_id in task_ids:
+        task = tasks.get(task_id) if task_id.__class__ is int else None
+        if task is None:
+            if is_int(task_id) and is_finished(state, task_id):
+                continue
+            task = get_task_or_raise(state, task_id)
+        if not task.assigned or task_id in faulted:
+            raise TaskStateError(f"task_id {task_id}: not assigned, cannot settle")
+        if task_id not in seen:
+            seen.add(task_id)
+            batch.append(task)
+    return batch
 
 
 def settle_tasks(state: State, task_ids: Sequence[int]) -> int:
@@ -449,42 +470,41 @@ def settle_tasks(state: State, task_ids: Sequence[int]) -> int:
     ran the task itself), the coprocessor ``fee - price``, and its collateral
     is released.
     """
-    batch: list[Task] = []
-    seen: set[int] = set()
-    for task_id in task_ids:
-        if is_int(task_id) and is_finished(state, task_id):
-            continue
-        task = get_task_or_raise(state, task_id)
-        if not task.assigned:
-            raise TaskStateError(f"task_id {task_id}: not assigned")
-        if task_id in seen:
-            continue
-        seen.add(task_id)
-        batch.append(task)
+    batch = get_settleable(state, task_ids)
+    pay_settled(state, batch)
+    return len(batch)
+
+
+def pay_settled(state: State, batch: Sequence[Task]) -> None:
+    """Pay and finish validated tasks (:func:`get_settleable`): see :func:`settle_tasks`."""
     earned: dict[Address, Amount] = {}
     totals = state.totals
+    balances, coprocessors, pools = state.balances, state.coprocessors, state.pools
+    liquid = escrow = fees = 0
     for task in batch:
         operator = task.operator
         assert operator is not None
         earned[operator] = earned.get(operator, 0) + task.price
         if task.coprocessor is not None:
-            c = state.coprocessors[task.coprocessor]
+            c = coprocessors[task.coprocessor]
             c.locked -= task.collateral
             c.free += task.collateral
             c.load -= 1
             c.observed += 1
             c.succeeded += 1
             pay = task.fee - task.price
-            state.balances[c.address] = state.balances.get(c.address, 0) + pay
-            totals.liquid += pay
-        pool = state.pools[operator]
+            balances[c.address] = balances.get(c.address, 0) + pay
+            liquid += pay
+        pool = pools[operator]
         pool.observed += 1
         pool.succeeded += 1
-        totals.task_escrow -= task.fee
-        totals.fees += task.price
+        escrow += task.fee
+        fees += task.price
         finish_task(state, task, Outcome.SETTLED, operator)
+    totals.liquid += liquid
+    totals.task_escrow -= escrow
+    totals.fees += fees
     credit_fees(state, earned)
-    return len(batch)
 
 
 def refund_task(state: State, task_id: int, outcome: Outcome = Outcome.REFUNDED) -> None:

@@ -10,9 +10,11 @@ on the order tasks are handled), so each task's choice replays on its own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,13 +64,21 @@ def compute_selection_probabilities(
 
 
 def compute_selection_draw(seed: int, task_id: int | str) -> float:
-    """Return a uniform draw in ``[0, 1)`` determined by ``(seed, task_id)`` alone."""
-    # The type tag keeps task 5 and task "5" apart.
+    """Return a uniform draw in ``[0, 1)`` determined by ``(seed, task_id)`` alone.
+
+    The draw is BLAKE2b of ``"{seed}|{tag}|{task_id}"``; the type tag keeps task
+    5 and task "5" apart.
+    """
     tag = "i" if isinstance(task_id, int) else "s"
-    msg = f"{int(seed)}|{tag}|{task_id}".encode()
-    digest = hashlib.blake2b(msg, digest_size=8, person=_PERSON).digest()
+    hasher = _prefix_hasher(int(seed), tag).copy()  # the prefix is hashed once per seed
+    hasher.update(str(task_id).encode())
     # The top 53 bits make an exactly representable float in [0, 1).
-    return (int.from_bytes(digest, "big") >> 11) * 2.0**-53
+    return (int.from_bytes(hasher.digest(), "big") >> 11) * 2.0**-53
+
+
+@functools.lru_cache(maxsize=64)
+def _prefix_hasher(seed: int, tag: str) -> Any:
+    return hashlib.blake2b(f"{seed}|{tag}|".encode(), digest_size=8, person=_PERSON)
 
 
 def _pick(cumulative: npt.NDArray[np.float64], last: int, draws: npt.ArrayLike) -> npt.NDArray:

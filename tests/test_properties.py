@@ -19,7 +19,9 @@ protocol built from the genesis, it rebuilds the same state hash.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -249,7 +251,7 @@ class Runner:
     trace: list[str] = field(default_factory=list)
     events: int = 0  # accepted pay_fees / reward / slash_operator (for dust_bound)
     fee_ratio: int = 1  # the largest fee payment per unit of its pool's active stake, rounded up
-    reward_ratio: int = 1  # the largest reward per unit of its pool's active stake, rounded up
+    reward_growth: Fraction = Fraction(1)  # how much a unit of pool dust may have grown by rewards
     accepted: int = 0
     refused: int = 0
     max_dust: int = 0
@@ -367,11 +369,11 @@ class Runner:
                 self.events += 1
             if method == "pay_fees":
                 self.fee_ratio = max(self.fee_ratio, ratio)
-            if method == "reward" and stake:
-                # A unit a slash left as pool dust (stake nobody claims) misses its share
-                # of the reward too: after a near-total slash a reward can be many times
-                # the stake left, and the dust grows with it (as fee dust does with fees).
-                self.reward_ratio = max(self.reward_ratio, -(-result // stake) + 1)
+            if method == "reward" and stake and result:
+                # Pool dust (stake nobody claims) earns its share of every reward, so it
+                # compounds: after a near-total slash a reward can be many times the stake
+                # left. Bound the growth by the product of (1 + reward / stake), exactly.
+                self.reward_growth *= Fraction(stake + result, stake)
             self.trace.append(call)
         self.check()
 
@@ -379,7 +381,7 @@ class Runner:
         p = self.p
         p.check_invariants()
         stake_dust, fee_dust = p.unclaimable()
-        bound = dust_bound(p, self.events) * self.reward_ratio
+        bound = math.ceil(dust_bound(p, self.events) * self.reward_growth)
         self.max_dust = max(self.max_dust, stake_dust, fee_dust)
         assert 0 <= stake_dust <= bound, f"stake dust {stake_dust} outside [0, {bound}]"
         # A position's value is floored to a base unit; every lost unit (or unit of pool

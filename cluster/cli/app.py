@@ -69,7 +69,7 @@ RUN_DIRS = ("ledger", "figures")
 RUN_NAMES = (*RUN_FILES, STATE_FILE, CONFIG_FILE, HEAD_LOG, "report.html")
 """What a run writes in its directory: ``--overwrite`` removes these and nothing else."""
 EXPERIMENT_DIRS = ("points", "figures")
-EXPERIMENT_NAMES = ("summary.json", "rewards.csv", "rounds.csv", "report.html")
+EXPERIMENT_NAMES = ("summary.json", "rewards.csv", "rounds.csv", "points.csv", "report.html")
 """What ``stakeray simulate`` writes in its ``--out``."""
 
 
@@ -415,11 +415,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if is_network_config(args.experiment):
         return simulate_network(args)
     config = load_experiment(args.experiment)
-    if args.rounds is not None:
-        try:
-            config = ExperimentConfig.model_validate({**config.model_dump(), "rounds": args.rounds})
-        except ValidationError as exc:
-            raise first_error(exc, f"--rounds {args.rounds}") from None
+    for flag in ("rounds", "seeds"):  # overrides of the experiment file
+        if (given := getattr(args, flag)) is not None:
+            try:
+                config = ExperimentConfig.model_validate({**config.model_dump(), flag: given})
+            except ValidationError as exc:
+                raise first_error(exc, f"--{flag} {given}") from None
     out = Path(args.out)
     what = "a stakeray experiment"
     check_out(out, args.overwrite, EXPERIMENT_DIRS, EXPERIMENT_NAMES, what)
@@ -456,7 +457,7 @@ def simulate_network(args: argparse.Namespace) -> int:
     (no kernel runs): the same run directory as ``stakeray run``, for ``compare``."""
     from cluster.engine.execution import DrawnExecution
 
-    for flag in ("rounds", "workers", "address"):
+    for flag in ("rounds", "seeds", "workers", "address"):
         if getattr(args, flag) is not None:
             raise RunError(f"--{flag}: for experiment sweeps; a network config runs as it is")
     config = load_config(args.experiment)
@@ -631,6 +632,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--out", required=True, help="output directory")
     simulate.add_argument("--rounds", type=int_arg(1), help="override the number of rounds")
+    simulate.add_argument(
+        "--seeds",
+        type=int_arg(1, 1000),
+        help="override the number of Monte Carlo seeds per sweep point (seeds 0..N-1)",
+    )
     simulate.add_argument("--resume", action="store_true", help="keep finished points in --out")
     simulate.add_argument("--overwrite", action="store_true", help="start --out afresh")
     simulate.add_argument("--quiet", action="store_true", help="no progress line")

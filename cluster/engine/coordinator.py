@@ -76,6 +76,7 @@ class Coordinator:
         else:
             self.ledger = create_network(config, ledger_dir, fsync=fsync)
             (self.directory / CONFIG_FILE).write_text(config.model_dump_json(indent=2))
+        self.ledger.commit_rounds = False  # every method below commits before it returns
         workload = config.workload
         self.default_deadline = workload.deadline_rounds if workload is not None else None
         self.misses = RewardMisses(config)
@@ -193,9 +194,9 @@ class Coordinator:
             retried = list(range(first, first + len(fees)))
         reoffered = self.reoffered.pop(session, [])
         assignments = self.engine.clear(new, reoffered, self.unavailable())
-        self.ledger.commit()
         assignments.extend(a for a in map(self.assignment_of, retried) if a is not None)
         self.maybe_advance()
+        self.ledger.commit()  # one group commit for the reports, the batch and a round close
         return Cleared(first, batch, assignments, self.p.round)
 
     def assignment_of(self, task_id: int) -> Assignment | None:
@@ -221,10 +222,12 @@ class Coordinator:
         )
         if batch <= self.applied:
             self.apply_reports(self.applied)
+            self.ledger.commit()
         return batch
 
     def apply_reports(self, up_to: int | None) -> None:
-        """Apply the held reports of batches up to ``up_to`` (None: all), in batch order."""
+        """Apply the held reports of batches up to ``up_to`` (None: all), in batch order;
+        the caller commits."""
         due = sorted(b for b in self.held if up_to is None or b <= up_to)
         if up_to is not None:
             self.applied = max(self.applied, up_to)
@@ -232,7 +235,6 @@ class Coordinator:
             # A batch's hosts report in any order; their tasks are disjoint: apply by task id.
             for report in sorted(self.held.pop(batch), key=Report.first_task):
                 self.apply_report(report)
-            self.ledger.commit()
             self.maybe_advance()  # the clock sees each batch, as if it had come alone
         if due:
             self.publish()
@@ -300,17 +302,22 @@ class Coordinator:
     # --- rounds -------------------------------------------------------------------
 
     def maybe_advance(self) -> Round:
-        """Start the next round when the clock says so."""
+        """Start the next round when the clock says so (the caller commits)."""
         if self.clock.is_due():
-            self.advance_round()
+            self.close_round()
         return self.p.round
 
     def advance_round(self) -> Round:
         """Initialize the next round, call reward for active operators, expire late tasks."""
+        n = self.close_round()
+        self.ledger.commit()
+        return n
+
+    def close_round(self) -> Round:
+        """:meth:`advance_round` without the commit (the caller's group commit has it)."""
         n, rewards, expired = self.engine.close_round(self.misses.is_missed)
         self.tally.next_round()
         self.tally.rewards.update(rewards)
-        self.ledger.commit()
         self.telemetry.count(
             "stakeray_liveness_faults",
             sum(1 for t in expired if self.p.state.finished.get(t, (None,))[0] == Outcome.FAILED),
@@ -327,7 +334,8 @@ class Coordinator:
         for _ in range(max_rounds):
             if not self.p.state.tasks:
                 break
-            self.advance_round()
+            self.close_round()
+        self.ledger.commit()
         return self.p.round
 
     # --- metrics ------------------------------------------------------------------

@@ -120,11 +120,9 @@ class Gateway:
             self.dispatch(cleared, flight)
             while flight.futures:
                 self.collect(flight, None, progress)
-        for placed in flight.lost:
-            for w in placed.work:
-                t = w.assignment.task_id
-                if t not in flight.records or flight.records[t].outcome == TaskStatus.OPEN:
-                    flight.records[t] = lost_record(t, flight.rows[t])
+        for t, g in flight.rows.items():  # a lost host's tasks: the ledger decides at the end
+            if t not in flight.records:
+                flight.records[t] = lost_record(t, g)
         return [flight.records[t] for t in sorted(flight.records)]
 
     def escrow(
@@ -149,9 +147,8 @@ class Gateway:
             cleared: Cleared = self.transport.get(future)
         except ProtocolError as exc:
             raise GatewayError(f"batch refused: {type(exc).__name__}: {exc}") from None
-        for slot, g in enumerate(batch):
-            flight.rows[cleared.first_id + slot] = g
-            flight.records[cleared.first_id + slot] = lost_record(cleared.first_id + slot, g)
+        ids = range(cleared.first_id, cleared.first_id + len(batch))
+        flight.rows.update(zip(ids, batch, strict=True))
         self.dispatch(cleared, flight)
         if progress is not None:
             progress.update([], cleared.round)

@@ -130,7 +130,9 @@ class MarketEngine:
         index = {name: i for i, name in enumerate(names)}
         fees = [tasks[t].fee for t in heavy]
         excluded = [
-            frozenset(index[c] for c in tasks[t].excluded if c in index) or NO_EXCLUSIONS
+            frozenset(index[c] for c in skip if c in index)
+            if (skip := tasks[t].excluded)
+            else NO_EXCLUSIONS
             for t in heavy
         ]
         results = clear_batch(
@@ -152,13 +154,11 @@ class MarketEngine:
                 orders[task_id] = (task_id, operator, names[result.winner], result.price)
         batch = [orders[t] for t in sorted(orders)]
         refused = self.p.assign_tasks(batch) if batch else {}
-        out = []
-        for task_id, operator, coprocessor, _ in batch:
-            if task_id in refused:
-                continue
-            task = tasks[task_id]
-            out.append(Assignment(task_id, operator, coprocessor, task.price, task.attempts))
-        return out
+        return [
+            Assignment(t, operator, coprocessor, tasks[t].price, tasks[t].attempts)
+            for t, operator, coprocessor, _ in batch
+            if t not in refused
+        ]
 
     def select(self, task_ids: Sequence[int]) -> list[Address | None]:
         """Pick an operator per task with the round's frozen stakes (SPEC 6)."""

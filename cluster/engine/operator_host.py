@@ -102,6 +102,7 @@ class OperatorHost:
         get(call(self.coordinator, "report", key, batch, settled, faults, audited))
         faulted = {f.task_id for f in faults}
         caught = set(audited)
+        now = time.time()
         rows = []
         for w in work:
             t = w.assignment.task_id
@@ -112,7 +113,7 @@ class OperatorHost:
                 if t in caught
                 else Outcome.SETTLED
             )
-            rows.append(self.record(w, outcome))
+            rows.append(self.record(w, outcome, now))
         self.observe(rows)
         return rows
 
@@ -157,7 +158,7 @@ class OperatorHost:
                     )
         return faults
 
-    def record(self, w: Work, outcome: Outcome | TaskStatus) -> TaskRecord:
+    def record(self, w: Work, outcome: Outcome | TaskStatus, now: float) -> TaskRecord:
         a = w.assignment
         paid = outcome in (Outcome.SETTLED, Outcome.AUDITED)
         return TaskRecord(
@@ -170,5 +171,5 @@ class OperatorHost:
             price=a.price if paid else 0,
             attempts=a.attempt + (1 if paid else 0),
             outcome=outcome,
-            latency_s=round(time.time() - w.submitted_at, 4),
+            latency_s=round(now - w.submitted_at, 4),
         )
