@@ -55,7 +55,8 @@ def make_market(tasks: int, seed: int) -> tuple[CoprocessorBook, list[int], list
     rng = np.random.default_rng(seed)
     token = 10**18
     book = CoprocessorBook(
-        asks=rng.integers(token // 1_000, token // 2, COPROCESSORS),
+        # Ask rates (PPM of the fee), one per coprocessor for the batch.
+        ask_ppm=rng.integers(50_000, 950_000, COPROCESSORS),
         capacity=rng.integers(tasks // 50, tasks // 10, COPROCESSORS),
         load=np.zeros(COPROCESSORS, dtype=np.int64),
         # Base units exceed int64: money columns hold Python ints (dtype=object).
@@ -72,7 +73,7 @@ def make_market(tasks: int, seed: int) -> tuple[CoprocessorBook, list[int], list
 
 def fresh(book: CoprocessorBook) -> CoprocessorBook:
     return CoprocessorBook(
-        asks=book.asks.copy(),
+        ask_ppm=book.ask_ppm.copy(),
         capacity=book.capacity.copy(),
         load=book.load.copy(),
         collateral=book.collateral.copy(),

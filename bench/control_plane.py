@@ -29,6 +29,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -83,6 +84,15 @@ class Clock:
         return Timed()
 
 
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
 def snapshot_bytes(ledger: Path) -> int:
     snapshots = sorted(ledger.glob(f"{SNAPSHOT_PREFIX}*"))
     return snapshots[-1].stat().st_size if snapshots else 0
@@ -107,10 +117,12 @@ def main() -> int:
         f"{len(network.operators)} operators, {len(network.coprocessors)} coprocessors,"
         f" {count:,} tasks in {args.chunks} chunks, drawn outcomes, fsync on"
     )
-    header = ("chunk", "tasks/s", *(f"{p} µs" for p in PARTS), "control µs", "snapshot B")
+    header = ("chunk", "tasks/s", *(f"{p} µs" for p in PARTS), "control µs", "snapshot B", "RSS MB")
     print("  ".join(f"{h:>16}" for h in header))
     rates: list[float] = []
     control: list[float] = []
+    snapshots: list[int] = []
+    rss: list[int] = []
     with tempfile.TemporaryDirectory(prefix="control-plane-") as tmp:
         out = Path(tmp)
         deployment = deploy_local(config, out, execution=execution)
@@ -139,18 +151,26 @@ def main() -> int:
             plane = spent["coordinator"] + spent["operator hosts"] + spent["gateway"]
             rates.append(len(tasks) / wall)
             control.append(plane)
+            snapshots.append(snapshot_bytes(out / "ledger"))
+            rss.append(rss_bytes())
             row = [
                 f"{chunk + 1}",
                 f"{rates[-1]:,.0f}",
                 *(f"{spent[p]:,.1f}" for p in PARTS),
                 f"{plane:,.1f}",
-                f"{snapshot_bytes(out / 'ledger'):,}",
+                f"{snapshots[-1]:,}",
+                f"{rss[-1] / 2**20:,.1f}",
             ]
             print("  ".join(f"{c:>16}" for c in row))
         deployment.coordinator.close()
+    first_snapshot = next((b for b in snapshots if b), 0)
     print(
         f"control plane: {control[0]:,.1f} µs/task (first chunk), {control[-1]:,.1f} (last);"
         f" flatness (last/first tasks/s) {rates[-1] / rates[0]:.2f}; target <= 10 µs, >= 0.9"
+    )
+    print(
+        f"snapshot bytes last/first {snapshots[-1] / max(1, first_snapshot):.2f} (target <= 1.1);"
+        f" RSS last/first {rss[-1] / max(1, rss[0]):.2f} (target <= 1.2)"
     )
     return 0
 

@@ -114,9 +114,7 @@ def compute_ask_factors(c: Coprocessor, params: Params) -> AskFactors:
     )[0]
 
 
-def compute_ask_ppm(
-    factors: AskFactors, cost_ppm: Ppm, margin_ppm: Ppm, params: Params
-) -> int:
+def compute_ask_ppm(factors: AskFactors, cost_ppm: Ppm, margin_ppm: Ppm, params: Params) -> int:
     """Return a coprocessor's ask as a rate of the fee, in PPM (SPEC 6): the one ask rule.
 
     ``rate = cost * (1 + load_premium(load)) + risk + margin``, each a share of
@@ -175,6 +173,11 @@ def get_coprocessor_or_raise(state: State, address: Address) -> Coprocessor:
 
 
 def get_task_or_raise(state: State, task_id: int) -> Task:
+    """Return an open task, or refuse (a finished one as a duplicate)."""
+    if task_id.__class__ is int:  # open tasks are keyed by exact ints (True is no task id)
+        task = state.tasks.get(task_id)
+        if task is not None:
+            return task
     check_int(task_id, "task_id", UnknownTask, low=0, high=MAX_ID)
     task = state.tasks.get(task_id)
     if task is None:
@@ -338,7 +341,8 @@ def assign_task(
     if task.operator is not None and task.operator != operator:
         raise TaskStateError(f"task_id {task_id}: belongs to operator {task.operator!r}")
     required = 0
-    if coprocessor is not None or price is not None:  # a price is logged: an integer always
+    priced = coprocessor is not None or price is not None  # a logged price is an integer
+    if priced and (price.__class__ is not int or not 0 <= price <= task.fee):  # type: ignore[operator]
         rule = f"an integer in [0, {task.fee}]"
         check_int(price, "price", InvalidAmount, low=0, high=task.fee, rule=rule)
     if coprocessor is not None:

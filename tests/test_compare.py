@@ -57,6 +57,8 @@ def test_with_faults_each_slash_rate_is_within_its_binomial_bound(
             rate = slashes / max(1, slashes + settled)
             assert low <= rate <= high, (side, p)
     assert sum(p["sim_slashes"] for p in result["roles"]["coprocessor"]["participants"]) > 0
+    page = (live / "report.html").read_text()  # the report carries the comparison
+    assert "Live against simulated" in page and "gpu-faulty" in page
     for summary in (live, sim):
         assert json.loads((summary / "summary.json").read_text())["conservation_ok"] is True
 

@@ -141,3 +141,20 @@ def format_comparison(result: dict[str, Any]) -> str:
     same = "identical" if hashes[0] == hashes[1] else "different"
     lines.append(f"ledgers: {same} (state {str(hashes[0])[:16]} / {str(hashes[1])[:16]})")
     return "\n".join(lines)
+
+
+COMPARISON_FILE = "comparison.json"
+"""Where ``stakeray compare`` leaves its result in the live run directory (the report shows it)."""
+
+
+def write_comparison(result: dict[str, Any]) -> Path:
+    """Save ``result`` beside the live run's files; return the path."""
+    path = Path(result["live"]) / COMPARISON_FILE
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def read_comparison(run_dir: Path) -> dict[str, Any] | None:
+    """Return the comparison saved in ``run_dir``, if any."""
+    path = Path(run_dir) / COMPARISON_FILE
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from cluster.analysis.compare import read_comparison
 from cluster.analysis.history import ROUND_COLUMNS, DelegatorStake, replay_delegators, replay_rounds
 from protocol import TOKEN, metrics
 from protocol.errors import StakerayError
@@ -641,7 +642,45 @@ def figure_html(spec: FigureSpec, png: Path) -> str:
     return embed_figure(spec.name, png, spec.caption)
 
 
-def render_html(data: RunData, figures: Sequence[tuple[FigureSpec, Path]]) -> str:
+def comparison_html(result: dict[str, Any] | None) -> str:
+    """The "live against simulated" section (``stakeray compare``), or nothing."""
+    if result is None:
+        return ""
+    parts = [
+        "<h2>Live against simulated</h2>",
+        f"<p>simulated run: {html.escape(str(result['simulated']))}"
+        " (the same network on the market engine with drawn outcomes;"
+        " bounds in docs/experiments.md)</p>",
+    ]
+    for role, data in result["roles"].items():
+        rows = [
+            [
+                html.escape(p["name"]),
+                f"{p['live_share']:.4%}",
+                f"{p['sim_share']:.4%}",
+                p["live_slashes"],
+                p["sim_slashes"],
+            ]
+            for p in data["participants"]
+        ]
+        head = [role, "live share", "simulated share", "live slashes", "simulated slashes"]
+        parts.append(html_table(head, rows))
+        gini, nakamoto = data["gini"], data["nakamoto"]
+        parts.append(
+            f"<p>Gini {gini[0]:.4f} / {gini[1]:.4f}; Nakamoto {nakamoto[0]} / {nakamoto[1]};"
+            f" divergence (total variation) {data['divergence']:.4f}</p>"
+        )
+    refunds, hashes = result["refunds"], result["state_hash"]
+    same = "identical" if hashes[0] == hashes[1] else "different"
+    parts.append(f"<p>refunded or failed tasks {refunds[0]} / {refunds[1]}; ledgers {same}</p>")
+    return "\n".join(parts)
+
+
+def render_html(
+    data: RunData,
+    figures: Sequence[tuple[FigureSpec, Path]],
+    comparison: dict[str, Any] | None = None,
+) -> str:
     """The whole self-contained page."""
     title = html.escape(f"stakeray run report: {data.name}")
     body = "\n".join(figure_html(spec, png) for spec, png in figures)
@@ -660,6 +699,7 @@ def render_html(data: RunData, figures: Sequence[tuple[FigureSpec, Path]]) -> st
 {summary_table(data.summary)}
 <h2>Inequality and funding</h2>
 {metrics_table(data)}
+{comparison_html(comparison)}
 <h2>Figures</h2>
 {body}
 </body>
@@ -673,5 +713,5 @@ def write_report(run_dir: Path, rounds_per_year: int = ROUNDS_PER_YEAR) -> Path:
     data = load_run(run_dir, rounds_per_year)
     figures = save_figures(data, run_dir / FIGURES_DIR)
     path = run_dir / REPORT_NAME
-    path.write_text(render_html(data, figures))
+    path.write_text(render_html(data, figures, read_comparison(run_dir)))
     return path
