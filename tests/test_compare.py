@@ -65,3 +65,25 @@ def test_with_faults_each_slash_rate_is_within_its_binomial_bound(
 
 def test_compare_refuses_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
     assert main(["compare", str(tmp_path), str(tmp_path)]) == 2
+
+
+def test_a_faulty_operator_is_caught_by_audits_in_a_live_run(tmp_path: Path) -> None:
+    """An operator's own wrong runs are found only by audits (is_audit_sample): its tasks
+    are settled then marked audited, it is slashed, and the run directory and verify agree."""
+    text = QUICKSTART.read_text().replace(
+        "{name: op-alpha, stake: 5000, reward_cut: 100000, fee_share: 900000}",
+        "{name: op-alpha, stake: 5000, reward_cut: 100000, fee_share: 900000, fault_rate: 0.5}",
+    )
+    text = text.replace("slash_fraction: 100000}", "slash_fraction: 100000, audit_rate: 500000}")
+    config = tmp_path / "audited.yaml"
+    config.write_text(text)
+    out = tmp_path / "run"
+    run = ["run", str(config), "--out", str(out), "--local", "--no-pace", "--count", COUNT]
+    assert main([*run, "--quiet"]) == 0
+    rows = (out / "tasks.csv").read_text().splitlines()[1:]
+    audited = [r for r in rows if r.split(",")[8] == "audited"]
+    assert audited and all(r.split(",")[3] == "op-alpha" for r in audited)
+    result = compare(out, out)
+    slashes = {p["name"]: p["live_slashes"] for p in result["roles"]["operator"]["participants"]}
+    assert slashes["op-alpha"] == len(audited) and slashes["op-beta"] == 0
+    assert main(["verify", str(out)]) == 0

@@ -310,6 +310,8 @@ def replay_tasks(
             outcomes.update(itertools.islice(reversed(state.finished.items()), new))
             if isinstance(t, tx.AuditFault):
                 outcomes[t.task_id] = state.finished[t.task_id]
+            elif isinstance(t, tx.SettleBatch):  # audited here: settled, then changed in place
+                outcomes.update((task_id, state.finished[task_id]) for task_id in t.audited)
             elif isinstance(t, tx.AssignTask | tx.AssignTasks):
                 batch = t.orders if isinstance(t, tx.AssignTasks) else [(t.task_id,)]
                 for task_id, *_ in batch:
