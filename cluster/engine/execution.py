@@ -101,10 +101,9 @@ class DrawnExecution:
 
 
 def draw_outcome(seed: int, executor: str, task_id: int, attempt: int, fault_rate: float) -> bool:
-    """Whether ``executor``'s attempt at a task is right: a keyed draw against its fault rate."""
-    if fault_rate <= 0.0:
-        return True
-    return _key(f"{seed}:{executor}:{task_id}:{attempt}") / 2**32 >= fault_rate
+    """Whether ``executor``'s attempt at a task is right: a keyed draw against its fault rate
+    (the CRC-32 of ``seed:executor:task_id:attempt``, over ``2**32``, at least the rate)."""
+    return draw_outcomes(seed, [executor], [task_id], [attempt], {executor: fault_rate})[0]
 
 
 def draw_outcomes(
@@ -114,7 +113,7 @@ def draw_outcomes(
     attempts: Sequence[int],
     fault_rates: Mapping[str, float],
 ) -> list[bool]:
-    """:func:`draw_outcome` for many attempts at once: equal to it, attempt by attempt.
+    """:func:`draw_outcome` for many attempts at once (the one implementation of the draw).
 
     ``fault_rates`` gives each executor's rate (absent: 0). The key's prefix
     ``seed:executor:`` is hashed once per executor and continued with
