@@ -183,6 +183,7 @@ def main() -> int:
     args = parser.parse_args()
     reps = 1 if args.quick else args.reps
     ray.init(
+        address="local",  # a fresh local Ray, never one a `ray start` left running
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=3 * 1024**3,

@@ -185,6 +185,7 @@ def main() -> int:
     sampler = Sampler()
     try:
         ray.init(
+            address="local",  # a fresh local Ray, never one a `ray start` left running
             num_cpus=2,
             include_dashboard=False,
             object_store_memory=1024**3,

@@ -367,7 +367,9 @@ def test_a_killed_run_is_recovered_and_verifies(tmp_path: Path) -> None:
     ``down``; the run directory is rebuilt from the ledger and ``verify`` passes."""
     env = own_env(tmp_path)
     out = tmp_path / "run"
+    # Enough tasks that the run is still going when it is killed (a batch takes milliseconds).
     run_cmd = [*STAKERAY, "run", str(NETWORK_LOCAL), "--out", str(out), "--quiet", "--no-pace"]
+    run_cmd += ["--count", "20000"]
     driver = subprocess.Popen(
         run_cmd,
         env=env,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -222,8 +223,96 @@ def test_batched_draws_equal_one_by_one_draws() -> None:
     attempts = [int(a) for a in rng.integers(0, 12, len(executors))]
     rates = {f"cop-{i:04d}": r for i, r in enumerate([0.0, 0.01, 0.3, 0.5, 0.999, 1.0])}
     drawn = draw_outcomes(41, executors, task_ids, attempts, rates)
+    # The rule, stated plainly: the CRC-32 of "seed:executor:task:attempt" over 2**32.
     assert drawn == [
-        draw_outcome(41, e, t, a, rates.get(e, 0.0))
+        rates.get(e, 0.0) <= 0.0 or zlib.crc32(f"41:{e}:{t}:{a}".encode()) / 2**32 >= rates[e]
         for e, t, a in zip(executors, task_ids, attempts, strict=True)
     ]
+    assert drawn[:50] == [
+        draw_outcome(41, e, t, a, rates.get(e, 0.0))
+        for e, t, a in zip(executors[:50], task_ids[:50], attempts[:50], strict=True)
+    ]
     assert 0 < sum(drawn) < len(drawn)
+
+
+# --- --seeds and the intervals over seeds -------------------------------------------------------
+
+
+def write_experiment(tmp_path: Path, **changes: object) -> Path:
+    path = tmp_path / "experiment.yaml"
+    path.write_text(json.dumps({**SMALL, **changes}))  # JSON is YAML
+    return path
+
+
+def test_seeds_override_runs_every_point_over_n_seeds_and_prints_intervals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cluster.cli import main
+
+    experiment = write_experiment(tmp_path, rounds=8)  # seeds: 1 in the file
+    out = tmp_path / "sim"
+    assert main(["simulate", str(experiment), "--out", str(out), "--seeds", "3", "--quiet"]) == 0
+    sweep = json.loads((out / "summary.json").read_text())["sweep"]
+    assert [(r["slash_fraction"], r["seed"]) for r in sweep] == [
+        (v, s) for v in (10_000, 500_000) for s in range(3)
+    ]
+    printed = capsys.readouterr().out
+    assert "seeds" in printed and "[95 % CI]" in printed
+    rows = {line.split()[0]: line for line in printed.splitlines()}
+    assert rows["10000"].split()[1] == "3" and rows["500000"].split()[1] == "3"
+    with (out / "points.csv").open() as fh:
+        points = list(csv.DictReader(fh))
+    assert [p["seeds"] for p in points] == ["3", "3"]
+    # More seeds on --resume: only the new ones run; the earlier three are kept.
+    kept = {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*seed=[012].json")}
+    argv = ["simulate", str(experiment), "--out", str(out), "--seeds", "4", "--resume", "--quiet"]
+    assert main(argv) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*seed=[012].json")} == kept
+    assert len(json.loads((out / "summary.json").read_text())["sweep"]) == 8
+
+
+def test_seeds_override_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cluster.cli import main
+
+    experiment = write_experiment(tmp_path, rounds=2)
+    for bad in ("0", "1001", "two"):
+        with pytest.raises(SystemExit) as exc:
+            main(["simulate", str(experiment), "--out", str(tmp_path / "x"), "--seeds", bad])
+        assert exc.value.code == 2
+        assert "--seeds: must be an integer from 1 to 1,000" in capsys.readouterr().err
+    live = Path(__file__).resolve().parent.parent / "examples" / "paper-live.yaml"
+    argv = ["simulate", str(live), "--out", str(tmp_path / "y"), "--seeds", "2"]
+    assert main(argv) == 2
+    assert "--seeds: for experiment sweeps" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()
+
+
+def test_sweep_table_one_row_per_seed_or_mean_and_interval_per_point() -> None:
+    from cluster.cli.tables import sweep_table
+
+    def row(value: int, seed: int, active: int, reward: float, corr: float | None) -> dict:
+        return {
+            "slash_fraction": value,
+            "seed": seed,
+            "active_operators_final": active,
+            "cumulative_reward_final": reward,
+            "reputation_reward_corr": corr,
+            "gini_rewards": 0.25,
+        }
+
+    one = sweep_table(config(), [row(10_000, 0, 12, 100.0, 0.5), row(500_000, 0, 3, 50.0, None)])
+    head, _, *lines = one.splitlines()
+    assert head.split() == [
+        "slash_fraction", "seed", "active", "cum.", "reward", "corr(rep,rew)", "gini"
+    ]  # fmt: skip
+    assert lines[0].split() == ["10000", "0", "12", "100.0", "0.500", "0.250"]
+    assert lines[1].split() == ["500000", "0", "3", "50.0", "-", "0.250"]
+    # Five seeds of 1..5 active: mean 3, half-width t(4) * sqrt(2.5 / 5) = 1.963.
+    many = [row(10_000, s, s + 1, 10.0, 0.1 * s) for s in range(5)]
+    many += [row(500_000, s, 2, 20.0, None) for s in range(5)]
+    head, _, first, second = sweep_table(config(), many).splitlines()
+    assert "seeds" in head and "active [95 % CI]" in head
+    assert first.split()[:4] == ["10000", "5", "3.0", "[1.0,"] and "5.0]" in first
+    assert "10.0 [10.0, 10.0]" in first and "0.200 [0.004, 0.396]" in first
+    assert second.split()[:2] == ["500000", "5"] and "2.0 [2.0, 2.0]" in second
+    assert second.split()[-4] == "-"  # no correlation in any seed

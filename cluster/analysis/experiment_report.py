@@ -9,12 +9,22 @@ data URI with a caption saying what the paper shows and what ours shows.
 Figures drawn from one point use the representative sweep value (a slashing
 factor of 0.03 when swept, else the middle value) and the lowest seed. A figure
 whose data is missing is drawn as a small "no data" placeholder.
+
+Across Monte Carlo seeds every sweep point is summarised by the mean of each
+metric and a 95 % confidence interval of that mean (:func:`mean_interval`:
+Student's t with ``seeds - 1`` degrees of freedom, from a table for 1 to 30
+degrees of freedom and 1.96 beyond; scipy is not a dependency). The report
+writes them to ``out/points.csv`` (``<metric>_mean``, ``_low``, ``_high`` per
+point; ``_low`` and ``_high`` empty with a single seed), shows them in a table
+and as error bars (``figures/sweep_intervals.png``, Figure 2's bands).
 """
 
 from __future__ import annotations
 
+import csv
 import html
 import json
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +57,8 @@ ROLLING = 20  # rounds in Figure 3's rolling mean
 WINDOW = 100  # rounds compared at the start and the end (Figure 3)
 SUBSET = 10  # operators (Figure 3) and coprocessors (Figure 7) drawn
 MAX_POINTS = 20_000  # scatter points per series (a fixed subsample beyond)
+POINTS_NAME = "points.csv"  # per sweep point: mean and 95 % interval of every metric
+INTERVALS_FIGURE = "sweep_intervals"
 SUMMARY_COLUMNS = (
     "seed",
     "active_operators_final",
@@ -94,18 +106,31 @@ class ExperimentData:
         return sorted(int(p.stem.rsplit("=", 1)[1]) for p in found)
 
     def series(self, value: str | None) -> dict[str, np.ndarray] | None:
-        """The per-round arrays of ``value`` at its lowest seed (None when absent)."""
+        """The per-round arrays of ``value`` at its lowest seed (None when absent; kept)."""
         if value is None or not (seeds := self.seeds(value)):
             return None
         key = (value, seeds[0])
         if key not in self._series:
-            path = self.points / f"{self.name}={value}-seed={seeds[0]}.npz"
-            try:
-                with np.load(path) as npz:
-                    self._series[key] = {k: npz[k] for k in npz.files}
-            except (OSError, ValueError):
-                self._series[key] = None
+            self._series[key] = self.series_at(value, seeds[0])
         return self._series[key]
+
+    def series_at(self, value: str, seed: int) -> dict[str, np.ndarray] | None:
+        """The per-round arrays of ``value`` at ``seed``, read afresh (None when absent)."""
+        if (value, seed) in self._series:
+            return self._series[(value, seed)]
+        path = self.points / f"{self.name}={value}-seed={seed}.npz"
+        try:
+            with np.load(path) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (OSError, ValueError):
+            return None
+
+    def summary_rounds(self) -> int | None:
+        """The number of rounds each point ran (None when no row says)."""
+        for row in self.summary.get("sweep") or []:
+            if isinstance(row.get("rounds"), int):
+                return int(row["rounds"])
+        return None
 
     def role(self, role: str, value: str) -> list[dict[str, str]]:
         """rewards.csv rows of one role at one sweep value (every seed)."""
@@ -158,6 +183,278 @@ def _cv(values: np.ndarray) -> float:
     return float(np.std(values)) / mean if mean > 0 else float("nan")
 
 
+# --- intervals across seeds ---------------------------------------------------------------
+
+T95 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+"""Student's t, two-sided 95 % (the 0.975 quantile), for 1 to 30 degrees of freedom."""
+
+
+def t95(dof: int) -> float:
+    """The 0.975 quantile of Student's t with ``dof`` degrees of freedom (1.96 beyond 30:
+    the normal's, which understates the interval by at most 3 % at 31 dof)."""
+    if dof < 1:
+        raise ValueError(f"t95: need at least 1 degree of freedom, got {dof}")
+    return T95[dof - 1] if dof <= len(T95) else 1.96
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The mean of ``n`` seeds' values and its 95 % confidence interval (``low`` and
+    ``high`` are None with a single seed: there is no interval, only the value)."""
+
+    mean: float
+    low: float | None
+    high: float | None
+    n: int
+
+    @property
+    def half(self) -> float | None:
+        return None if self.high is None else self.high - self.mean
+
+    def show(self, fmt: str = ",.3f") -> str:
+        """``mean [low, high]``, or the value alone with one seed."""
+        if self.low is None or self.high is None:
+            return format(self.mean, fmt)
+        return f"{self.mean:{fmt}} [{self.low:{fmt}}, {self.high:{fmt}}]"
+
+
+def mean_interval(values: Any) -> Interval | None:
+    """Mean and 95 % confidence interval of the mean of ``values`` (None and NaN dropped):
+    ``mean ± t95(n - 1) * s / sqrt(n)`` with ``s`` the sample standard deviation. None
+    when nothing is left; no interval (``low = high = None``) with one value."""
+    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not kept:
+        return None
+    n = len(kept)
+    mean = math.fsum(kept) / n
+    if n == 1:
+        return Interval(mean, None, None, 1)
+    var = math.fsum((v - mean) ** 2 for v in kept) / (n - 1)
+    half = t95(n - 1) * math.sqrt(var / n)
+    return Interval(mean, mean - half, mean + half, n)
+
+
+def band(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column-wise mean and 95 % interval of a (seeds x points) array (the mean itself as
+    both bounds with one seed)."""
+    n = samples.shape[0]
+    mean = samples.mean(axis=0)
+    if n < 2:
+        return mean, mean, mean
+    half = t95(n - 1) * samples.std(axis=0, ddof=1) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One per-seed measure of a sweep point: its column, what it is, how it is shown."""
+
+    key: str
+    label: str
+    fmt: str = ",.3f"
+
+
+ROW_METRICS = (
+    Metric("active_operators_final", "active operators at the end", ",.1f"),
+    Metric("cumulative_reward_final", "cumulative reward (tokens)", ",.0f"),
+    Metric("reputation_reward_corr", "corr(operator reputation, total reward)"),
+    Metric("gini_rewards", "Gini of operators' rewards"),
+    Metric("gini_stake_final", "Gini of operator stake"),
+    Metric("nakamoto_stake_final", "Nakamoto coefficient of stake (1/3)", ",.1f"),
+    Metric("redelegations", "bond moves", ",.0f"),
+)
+"""Metrics of summary.json's rows."""
+
+PARTICIPANT_METRICS = (
+    Metric("operator_audit_faults", "audit faults per operator", ",.2f"),
+    Metric("coprocessor_winners", "coprocessors that won any task", ",.1f"),
+    Metric("coprocessor_safety_faults", "safety faults per coprocessor", ",.2f"),
+    Metric("coprocessor_tasks_reward_corr", "corr(coprocessor tasks, reward)"),
+    Metric("coprocessor_reputation_reward_corr", "corr(coprocessor reputation, reward)"),
+)
+"""Metrics of rewards.csv."""
+
+SERIES_METRICS = (
+    Metric("operator_reward_cv_first", "Fig. 3: CV of operators' reward, first window"),
+    Metric("operator_reward_cv_last", "Fig. 3: CV of operators' reward, last window"),
+    Metric("network_top_share", "Fig. 5: share of auctioned tasks the top 5 x 10 carry"),
+    Metric("coprocessor_load_reward_corr", "Fig. 6: corr(load, reward) per coprocessor-round"),
+    Metric("reward_std_lowest_load", "Fig. 6: reward std in the lowest load bin"),
+    Metric("reward_std_highest_load", "Fig. 6: reward std in the highest load bin"),
+    Metric("reward_peak_bin_mean", "Fig. 6: highest binned mean reward", ",.2f"),
+    Metric("reward_peak_bin_load", "Fig. 6: load of that bin", ",.2f"),
+    Metric("reward_full_load_mean", "Fig. 6: mean reward in the highest load bin", ",.2f"),
+    Metric("drawn_coprocessor_tasks", "Fig. 7: tasks per round of the 10 drawn", ",.2f"),
+    Metric("coprocessor_mean_load", "Fig. 9: mean coprocessor load"),
+    Metric("coprocessor_loaded_share", "Fig. 9: share of coprocessor-rounds loaded"),
+)
+"""Metrics of the per-round arrays (points/*.npz), computed as the figures compute them."""
+
+
+def checkpoints(rounds: int) -> list[int]:
+    """Rounds at which the active set is reported: a tenth, a quarter and half the run."""
+    return sorted({r for r in (rounds // 10, rounds // 4, rounds // 2) if 0 < r < rounds})
+
+
+def _corr(x: list[float], y: list[float]) -> float | None:
+    r = compute_correlation(x, y) if len(x) > 1 else float("nan")
+    return None if math.isnan(r) else r
+
+
+def seed_metrics(data: ExperimentData) -> dict[str, dict[int, dict[str, float | None]]]:
+    """``{sweep value: {seed: {metric: value}}}`` from every file of the output."""
+    found: dict[str, dict[int, dict[str, float | None]]] = defaultdict(lambda: defaultdict(dict))
+    for row in data.summary.get("sweep") or []:
+        try:
+            value, seed = str(row[data.name]), int(row["seed"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        for m in ROW_METRICS:
+            if m.key in row:
+                found[value][seed][m.key] = row[m.key]
+    rounds = data.summary_rounds()
+    marks = checkpoints(rounds) if rounds else []
+    for r in data.rounds:
+        try:
+            n = int(r["round"])
+            if n in marks:
+                active = float(r["active_operators"])
+                found[r[data.name]][int(r["seed"])][f"active_at_{n}"] = active
+        except (KeyError, ValueError):
+            continue
+    groups: dict[tuple[str, int, str], list[dict[str, str]]] = defaultdict(list)
+    for r in data.rewards:
+        try:
+            groups[(r[data.name], int(r["seed"]), r["role"])].append(r)
+        except (KeyError, ValueError):
+            continue
+    for (value, seed, role), rows in groups.items():
+        try:
+            slashes = [float(r["slashes"]) for r in rows]
+            tasks = [float(r["tasks"]) for r in rows]
+            reward = [float(r["total_reward"]) for r in rows]
+            rep = [float(r["reputation"]) for r in rows]
+        except (KeyError, ValueError):
+            continue
+        into = found[value][seed]
+        if role == "operator":
+            into["operator_audit_faults"] = float(np.mean(slashes))
+        elif role == "coprocessor":
+            into["coprocessor_winners"] = float(sum(t > 0 for t in tasks))
+            into["coprocessor_safety_faults"] = float(np.mean(slashes))
+            into["coprocessor_tasks_reward_corr"] = _corr(tasks, reward)
+            into["coprocessor_reputation_reward_corr"] = _corr(rep, reward)
+    for value in data.values:
+        for seed in data.seeds(value):
+            series = data.series_at(value, seed)
+            if series is not None:
+                found[value][seed].update(series_metrics(series))
+    return found
+
+
+def series_metrics(series: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """The figures' own numbers for one point and seed (see SERIES_METRICS)."""
+    found: dict[str, float | None] = {}
+    rewards = series.get("operator_reward")
+    if rewards is not None and rewards.size:
+        first, last, _ = _early_late(rewards)
+        found["operator_reward_cv_first"] = _nan_none(_cv(first[first > 0]))
+        found["operator_reward_cv_last"] = _nan_none(_cv(last[last > 0]))
+    edges = series.get("edges")
+    if edges is not None and edges.size and edges.sum() > 0:
+        _, _, sub = _top_network(edges)
+        found["network_top_share"] = float(sub.sum() / edges.sum())
+    pair = _load_reward(series)
+    if pair is not None:
+        load, reward = pair
+        found["coprocessor_mean_load"] = float(load.mean())
+        found["coprocessor_loaded_share"] = float((load > 0).mean())
+        found["coprocessor_load_reward_corr"] = _corr(load.tolist(), reward.tolist())
+        centres, means, stds, _ = _binned(load, reward)
+        peak = int(np.argmax(means))
+        found["reward_std_lowest_load"] = stds[0]
+        found["reward_std_highest_load"] = stds[-1]
+        found["reward_peak_bin_mean"] = means[peak]
+        found["reward_peak_bin_load"] = centres[peak]
+        found["reward_full_load_mean"] = means[-1]
+    tasks = series.get("coprocessor_tasks")
+    if tasks is not None and tasks.size and tasks.sum() > 0:
+        chosen, _ = _drawn_coprocessors(tasks)
+        found["drawn_coprocessor_tasks"] = float(tasks[:, chosen].mean())
+    return found
+
+
+def _nan_none(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def point_metrics(data: ExperimentData) -> list[Metric]:
+    """Every metric the output has, in a fixed order (checkpoints after the first)."""
+    rounds = data.summary_rounds()
+    marks = [
+        Metric(f"active_at_{n}", f"active operators at round {n:,}", ",.1f")
+        for n in (checkpoints(rounds) if rounds else [])
+    ]
+    return [ROW_METRICS[0], *marks, *ROW_METRICS[1:], *PARTICIPANT_METRICS, *SERIES_METRICS]
+
+
+@dataclass
+class PointIntervals:
+    """One sweep value: its seeds and the interval of every metric it has."""
+
+    value: str
+    seeds: list[int]
+    intervals: dict[str, Interval]
+
+
+def point_intervals(data: ExperimentData) -> list[PointIntervals]:
+    """Mean and 95 % interval over seeds of every metric, per sweep value in sweep order."""
+    per_seed = seed_metrics(data)
+    metrics = point_metrics(data)
+    points = []
+    for value in data.values:
+        seeds = per_seed.get(value, {})
+        if not seeds:
+            continue
+        intervals = {}
+        for m in metrics:
+            found = mean_interval(seeds[s].get(m.key) for s in sorted(seeds))
+            if found is not None:
+                intervals[m.key] = found
+        points.append(PointIntervals(value, sorted(seeds), intervals))
+    return points
+
+
+def _plain(x: float | None) -> str:
+    return "" if x is None else repr(round(x, 6))
+
+
+def write_points_csv(data: ExperimentData, points: list[PointIntervals], path: Path) -> None:
+    """One row per sweep point: its value (and slashing factor), the number of seeds, and
+    ``<metric>_mean``, ``_low``, ``_high`` of every metric (bounds empty with one seed)."""
+    metrics = [m for m in point_metrics(data) if any(m.key in p.intervals for p in points)]
+    head = [data.name, *(["slashing"] if data.name == "slash_fraction" else []), "seeds"]
+    head += [f"{m.key}_{part}" for m in metrics for part in ("mean", "low", "high")]
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(head)
+        for p in points:
+            row: list[Any] = [p.value]
+            if data.name == "slash_fraction":
+                row.append(_plain(_number(p.value) / PPM))
+            row.append(len(p.seeds))
+            for m in metrics:
+                i = p.intervals.get(m.key)
+                row += (
+                    ["", "", ""] if i is None else [_plain(i.mean), _plain(i.low), _plain(i.high)]
+                )
+            writer.writerow(row)
+
+
 # --- figures: each returns the figure and what ours shows ---------------------------------
 
 Drawn = tuple[Figure, str]
@@ -180,16 +477,28 @@ def fig2_active_and_cumulative(data: ExperimentData) -> Drawn:
     fig = new_figure(9.0, 7.0)
     top, bottom = fig.subplots(2, 1, sharex=True)
     finals = []
+    banded = False
     for i, value in enumerate(v for v in data.values if v in by_value):
         rounds = sorted(by_value[value])
-        means = np.array([np.mean(by_value[value][n], axis=0) for n in rounds])
+        # Per round: mean over seeds and its 95 % interval (shaded with two seeds or more).
+        stats = [[mean_interval(c) for c in zip(*by_value[value][n], strict=True)] for n in rounds]
+        means = np.array([[c.mean for c in row] for row in stats])
         color = f"C{i % 10}"
-        top.plot(rounds, means[:, 0], color=color, label=data.label(value))
-        bottom.plot(rounds, means[:, 1], color=color, label=data.label(value))
-        finals.append(f"{data.label(value)}: {means[-1, 0]:.0f} active, {means[-1, 1]:,.0f} tokens")
+        for k, ax in enumerate((top, bottom)):
+            ax.plot(rounds, means[:, k], color=color, label=data.label(value))
+            if all(row[k].low is not None for row in stats):
+                low = [row[k].low for row in stats]
+                high = [row[k].high for row in stats]
+                ax.fill_between(rounds, low, high, color=color, alpha=0.2, lw=0)
+                banded = True
+        last = stats[-1]
+        finals.append(
+            f"{data.label(value)}: {last[0].show(',.1f')} active, {last[1].show(',.0f')} tokens"
+        )
     top.set_ylabel("active operators")
     top.set_ylim(bottom=0)
-    top.set_title("active operators per round")
+    shaded = " (shaded: 95 % interval of the mean over seeds)" if banded else ""
+    top.set_title(f"active operators per round{shaded}")
     top.legend(fontsize=8)
     bottom.set_xlabel("round")
     bottom.set_ylabel("cumulative reward (tokens)")
@@ -197,8 +506,15 @@ def fig2_active_and_cumulative(data: ExperimentData) -> Drawn:
     bottom.legend(fontsize=8)
     fig.tight_layout()
     seeds = {r.get("seed") for r in data.rounds}
-    mean = f" (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""
+    mean = f" (mean of {len(seeds)} seeds [95 % interval])" if len(seeds) > 1 else ""
     return fig, f"at the last round{mean}: " + "; ".join(finals) + "."
+
+
+def _early_late(rewards: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each operator's mean reward per round in the first and the last window, and the
+    window (``WINDOW`` rounds, at most half the run)."""
+    window = max(1, min(WINDOW, rewards.shape[0] // 2))
+    return rewards[:window].mean(axis=0), rewards[-window:].mean(axis=0), window
 
 
 def fig3_operator_rewards(data: ExperimentData) -> Drawn:
@@ -210,8 +526,7 @@ def fig3_operator_rewards(data: ExperimentData) -> Drawn:
         return no_data(title, "no operator_reward arrays"), "no per-round operator rewards."
     rewards = series["operator_reward"]
     n_rounds = rewards.shape[0]
-    window = max(1, min(WINDOW, n_rounds // 2))
-    first, last = rewards[:window].mean(axis=0), rewards[-window:].mean(axis=0)
+    first, last, window = _early_late(rewards)
     order = np.argsort(-first, kind="stable")  # rank 1: the highest early reward
     chosen = _evenly(order, SUBSET)
     roll = max(1, min(ROLLING, n_rounds))
@@ -266,7 +581,18 @@ def fig4_reputation_reward(data: ExperimentData) -> Drawn:
         rew = [float(r["total_reward"]) for r in rows]
         active = [r.get("active") == "1" for r in rows]
         r = compute_correlation(rep, rew)
-        found.append(f"{data.label(value)} r = {r:.2f}")
+        per_seed = defaultdict(lambda: ([], []))
+        for row in rows:
+            per_seed[row.get("seed")][0].append(float(row["reputation"]))
+            per_seed[row.get("seed")][1].append(float(row["total_reward"]))
+        seeds_r = mean_interval(_corr(x, y) for x, y in per_seed.values())
+        if len(per_seed) > 1 and seeds_r is not None:
+            found.append(
+                f"{data.label(value)} r = {r:.2f} pooled, {seeds_r.show('.2f')} over"
+                f" {len(per_seed)} seeds"
+            )
+        else:
+            found.append(f"{data.label(value)} r = {r:.2f}")
         for flag, marker, who in ((True, "o", "active"), (False, "x", "inactive")):
             x = [a for a, f in zip(rep, active, strict=True) if f is flag]
             y = [b for b, f in zip(rew, active, strict=True) if f is flag]
@@ -279,7 +605,15 @@ def fig4_reputation_reward(data: ExperimentData) -> Drawn:
     for ax in axes[len(groups) :]:
         ax.set_axis_off()
     fig.tight_layout()
-    return fig, "Pearson r per value: " + ", ".join(found) + "."
+    return fig, "Pearson r per value: " + "; ".join(found) + "."
+
+
+def _top_network(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 5 operators with the most auctioned tasks, the 10 coprocessors with the most
+    of theirs, and the tasks between them."""
+    ops = np.argsort(-edges.sum(axis=1), kind="stable")[:5]
+    cops = np.argsort(-edges[ops].sum(axis=0), kind="stable")[:10]
+    return ops, cops, edges[np.ix_(ops, cops)]
 
 
 def fig5_network(data: ExperimentData) -> Drawn:
@@ -290,9 +624,7 @@ def fig5_network(data: ExperimentData) -> Drawn:
     edges = None if series is None else series.get("edges")
     if value is None or edges is None or edges.size == 0 or edges.sum() == 0:
         return no_data(title, "no auctioned tasks"), "no operator-coprocessor edges."
-    ops = np.argsort(-edges.sum(axis=1), kind="stable")[:5]
-    cops = np.argsort(-edges[ops].sum(axis=0), kind="stable")[:10]
-    sub = edges[np.ix_(ops, cops)]
+    ops, cops, sub = _top_network(edges)
     fig = new_figure(8.0, 6.0)
     ax = fig.add_subplot()
     y_op = np.linspace(0.9, 0.1, len(ops))
@@ -394,6 +726,14 @@ def fig6_load_reward(data: ExperimentData) -> Drawn:
     return fig, ours
 
 
+def _drawn_coprocessors(tasks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``SUBSET`` coprocessors at evenly spaced ranks of their total among those that won
+    any task, and every coprocessor's total."""
+    totals = tasks.sum(axis=0)
+    order = np.argsort(-totals, kind="stable")
+    return _evenly(order[totals[order] > 0], SUBSET), totals
+
+
 def fig7_coprocessor_tasks(data: ExperimentData) -> Drawn:
     """Tasks won per round by 10 coprocessors (evenly by total), as a heat map."""
     title = "Fig. 7: tasks assigned to coprocessors over time"
@@ -402,9 +742,7 @@ def fig7_coprocessor_tasks(data: ExperimentData) -> Drawn:
     tasks = None if series is None else series.get("coprocessor_tasks")
     if value is None or tasks is None or tasks.size == 0 or tasks.sum() == 0:
         return no_data(title, "no auctioned tasks"), "no coprocessor task counts."
-    totals = tasks.sum(axis=0)
-    order = np.argsort(-totals, kind="stable")
-    chosen = _evenly(order[totals[order] > 0], SUBSET)  # among those that won any
+    chosen, totals = _drawn_coprocessors(tasks)
     grid = tasks[:, chosen].T.astype(float)
     fig = new_figure(10.0, 4.2)
     ax = fig.add_subplot()
@@ -531,7 +869,62 @@ def save_experiment_figures(
     return saved
 
 
+INTERVAL_PANELS = (
+    "active_operators_final",
+    "cumulative_reward_final",
+    "reputation_reward_corr",
+    "gini_rewards",
+)
+
+
+def intervals_figure(data: ExperimentData, points: list[PointIntervals]) -> Drawn:
+    """The main metrics per sweep value: mean over seeds with 95 % error bars."""
+    title = "the sweep: mean and 95 % interval over seeds"
+    if not points:
+        return no_data(title, "no sweep rows"), "no sweep rows."
+    labels = {m.key: m.label for m in point_metrics(data)}
+    fig = new_figure(9.0, 6.5)
+    axes = fig.subplots(2, 2).ravel()
+    x = np.arange(len(points))
+    for ax, key in zip(axes, INTERVAL_PANELS, strict=True):
+        got = [(k, p.intervals[key]) for k, p in enumerate(points) if key in p.intervals]
+        if got:
+            xs = [x[k] for k, _ in got]
+            ys = [i.mean for _, i in got]
+            err = np.array([[0.0, 0.0] if i.half is None else [i.half, i.half] for _, i in got]).T
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=5, color="C0", lw=1.5)
+        ax.set_xticks(x, [data.label(p.value) for p in points], fontsize=8)
+        ax.set_title(labels.get(key, key), fontsize=10)
+    seeds = sorted({len(p.seeds) for p in points})
+    fig.suptitle(f"{title} ({'/'.join(map(str, seeds))} seeds per point)", fontsize=11)
+    fig.tight_layout()
+    shown = [
+        f"{data.label(p.value)}: {p.intervals['active_operators_final'].show(',.1f')} active"
+        for p in points
+        if "active_operators_final" in p.intervals
+    ]
+    return fig, "at the last round: " + "; ".join(shown) + "."
+
+
 # --- the page ---------------------------------------------------------------------------------
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def points_table(data: ExperimentData, points: list[PointIntervals]) -> str:
+    """One row per metric, one column per sweep value: mean [95 % interval] over seeds."""
+    if not points:
+        return "<p>No sweep points in this directory.</p>"
+    metrics = [m for m in point_metrics(data) if any(m.key in p.intervals for p in points)]
+    head = ["metric"]
+    head += [f"{data.label(p.value)} ({_seeds(len(p.seeds))})" for p in points]
+    body = []
+    for m in metrics:
+        cells = [p.intervals[m.key].show(m.fmt) if m.key in p.intervals else "–" for p in points]
+        body.append([m.label, *cells])
+    return html_table(head, body)
 
 
 def sweep_table(data: ExperimentData) -> str:
@@ -550,11 +943,17 @@ def sweep_table(data: ExperimentData) -> str:
 
 
 def render_experiment_html(
-    data: ExperimentData, title: str, figures: list[tuple[PaperFigure, Path, str]]
+    data: ExperimentData,
+    title: str,
+    figures: list[tuple[PaperFigure, Path, str]],
+    points: list[PointIntervals] | None = None,
+    intervals: tuple[Path, str] | None = None,
 ) -> str:
     """The whole self-contained page."""
     heading = html.escape(title)
     body = "\n".join(embed_figure(spec.name, png, caption) for spec, png, caption in figures)
+    points = point_intervals(data) if points is None else points
+    error_bars = "" if intervals is None else embed_figure(INTERVALS_FIGURE, *intervals)
     values = ", ".join(data.label(v) for v in data.values) or "none"
     representative = data.representative()
     single = "no sweep value" if representative is None else data.label(representative)
@@ -567,11 +966,17 @@ def render_experiment_html(
 <style>{STYLE}</style>
 <script>{LOAD_SCRIPT}</script>
 </head>
-<body data-figures="{len(figures)}">
+<body data-figures="{len(figures) + (intervals is not None)}">
 <h1>{heading}</h1>
 <p>Rodikov (2025)'s Figures 2-7 and 9, redrawn from this sweep ({html.escape(values)}).
 Single-point figures use {html.escape(single)} at its lowest seed.</p>
 <h2>Sweep</h2>
+<p>Per sweep point: the mean over Monte Carlo seeds and, with two seeds or more, the 95 %
+confidence interval of the mean in brackets (Student's t, seeds - 1 degrees of freedom); also
+in <code>{POINTS_NAME}</code>.</p>
+{points_table(data, points)}
+{error_bars}
+<h3>Every seed</h3>
 {sweep_table(data)}
 <h2>Figures</h2>
 {body}
@@ -585,7 +990,14 @@ def write_experiment_report(out: Path) -> Path:
     out = Path(out)
     data = load_experiment_output(out)
     figures = save_experiment_figures(data, out / FIGURES_DIR)
+    points = point_intervals(data)
+    write_points_csv(data, points, out / POINTS_NAME)
+    figure, ours = intervals_figure(data, points)
+    png = out / FIGURES_DIR / f"{INTERVALS_FIGURE}.png"
+    figure.savefig(png, format="png", metadata={"Software": None})
+    caption = f"Mean over seeds with 95 % confidence intervals of the mean; {ours}"
     name = data.summary.get("experiment") or out.resolve().name
     path = out / REPORT_NAME
-    path.write_text(render_experiment_html(data, f"stakeray experiment report: {name}", figures))
+    title = f"stakeray experiment report: {name}"
+    path.write_text(render_experiment_html(data, title, figures, points, (png, caption)))
     return path

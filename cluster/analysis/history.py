@@ -7,20 +7,43 @@ the end of every round ``r >= 1``. ``auction_fees`` and ``auction_prices`` sum
 the fee and the clearing price of the auctioned tasks (those a coprocessor
 ran) settled that round, so ``auction_prices / auction_fees`` is the round's
 mean clearing margin. ``replay_delegators`` follows each delegator's stake.
+
+Each round also carries its allocation audit (:mod:`cluster.analysis.fairness`):
+``selected`` and ``expected_selected`` per operator (first assignments of
+``assign_tasks`` frames against ``n * p_i``; re-offered tasks keep their
+operator and are left out), the round's ``selection_p`` and largest
+standardized deviation, and the re-clearing of its auctioned assignments
+(``auction_checked``, ``auction_mismatches``; empty when the run directory has
+no ``config.json`` to price the book). Round-level values repeat on every row
+of their round.
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
+import json
+import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
+from cluster.analysis.fairness import (
+    ALPHA,
+    RoundFairness,
+    SelectionTally,
+    selection_probabilities,
+    summarize,
+)
+from cluster.engine.coordinator import CONFIG_FILE
+from cluster.engine.market import MarketEngine, Pricing
 from protocol import Protocol
 from protocol import transactions as tx
+from protocol.auction import NO_EXCLUSIONS, clear_batch
 from protocol.ledger import read_log
+from protocol.market import Assignment as Order
+from protocol.market import compute_required_collateral
 from protocol.state import Outcome, State
 from protocol.units import Address
 
@@ -39,7 +62,18 @@ ROUND_COLUMNS = [
     "auction_fees",
     "auction_prices",
     "liveness_faults",
+    "selected",
+    "expected_selected",
+    "selection_tasks",
+    "selection_p",
+    "selection_max_dev",
+    "selection_max_dev_operator",
+    "auction_checked",
+    "auction_mismatches",
 ]
+"""Appended columns keep their order; readers take columns by name."""
+
+log = logging.getLogger("stakeray.history")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +94,27 @@ class RoundRow:
     auction_fees: int = 0
     auction_prices: int = 0
     liveness_faults: int = 0  # no result in time: unpaid, never slashed as fraud
+    selected: int = 0  # operators: first assignments this round (coprocessors: 0)
+    expected_selected: float = 0.0  # operators: their expected count, sum of n * p_i
+    # The round's audit (the same on every row of the round); None is an empty cell.
+    selection_tasks: int = 0
+    selection_p: float | None = None  # None: not tested (too few tasks)
+    selection_max_dev: float | None = None
+    selection_max_dev_operator: str = ""
+    auction_checked: int | None = None  # None: no config.json to price the book
+    auction_mismatches: int | None = None
+
+    def fairness(self) -> RoundFairness:
+        """This row's round-level audit."""
+        return RoundFairness(
+            self.round,
+            self.selection_tasks,
+            p_value=self.selection_p,
+            max_dev=self.selection_max_dev,
+            max_dev_operator=self.selection_max_dev_operator,
+            auction_checked=self.auction_checked,
+            auction_mismatches=self.auction_mismatches,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +133,122 @@ TASK_FAULTS = (tx.FailCoprocessor, tx.FailOperator, tx.MissCoprocessor, tx.Expir
 """Faults that end a task's attempt: safety (``fail_*``) and liveness (the others)."""
 
 
-class _Round:
+@dataclass(frozen=True, slots=True)
+class MarketSetup:
+    """What the audit needs from the run's ``config.json``: the operators the coordinator
+    selects among (None: every active one) and each coprocessor's pricing (None: the
+    auction check is skipped)."""
+
+    operators: frozenset[str] | None = None
+    pricing: dict[str, Pricing] | None = None
+
+
+def read_market_setup(ledger_dir: str | Path) -> MarketSetup:
+    """Read ``config.json`` beside ``ledger_dir`` (the run directory's); an absent or
+    unreadable one gives the empty setup."""
+    path = Path(ledger_dir).parent / CONFIG_FILE
+    try:
+        network = json.loads(path.read_text())["network"]
+        operators = frozenset(str(o["name"]) for o in network["operators"])
+        pricing = {
+            str(c["name"]): Pricing(int(c["cost_ppm"]), int(c["margin_ppm"]))
+            for c in network["coprocessors"]
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return MarketSetup()
+    return MarketSetup(operators, pricing)
+
+
+class AuctionAudit:
+    """Re-clears each batch's auctioned assignments as the coordinator's engine would.
+
+    Clearing is deterministic given the book (:meth:`MarketEngine.book` on the
+    state before the ``assign_tasks`` frame) and the order of the auctioned
+    tasks: new ones by task id, then the re-offered ones in the order their
+    faults were applied (the coordinator queues them so). Only assignments with
+    a winner are re-cleared: the log does not tell a task the operator ran
+    because its resources cover it from one auctioned without a taker, and an
+    auction without a winner leaves the book unchanged, so skipping those
+    changes no other result. A coprocessor whose host is cooling down (after a
+    liveness fault; wall-clock time the log does not hold) is out of the book:
+    those with a liveness fault so far that won nothing in the batch are left
+    out, which cannot change the winners of an honest clearing (only non-winners
+    are removed). O(batch + coprocessors) per batch.
+    """
+
+    def __init__(self, protocol: Protocol, pricing: Mapping[Address, Pricing]) -> None:
+        self.engine = MarketEngine(protocol, pricing, seed=0)
+        self.fault_order: dict[int, int] = {}  # task id -> when its last fault was queued
+        self.faults = 0
+        self.missed: set[Address] = set()
+
+    def fault(self, state: State, safety: list[int], liveness: list[int]) -> None:
+        """Note one frame's faults (before it applies) in the order the coordinator queues
+        their tasks for re-offer: by task id within the frame."""
+        for task_id in sorted({*safety, *liveness}):
+            self.fault_order[task_id] = self.faults
+            self.faults += 1
+        for task_id in liveness:
+            task = state.tasks.get(task_id)
+            if task is not None and task.coprocessor is not None:
+                self.missed.add(task.coprocessor)
+
+    def check(self, protocol: Protocol, orders: list[Order]) -> tuple[int, int]:
+        """Return (auctioned assignments re-cleared, mismatches) of one batch."""
+        tasks, params = protocol.state.tasks, protocol.params
+        new: list[Order] = []
+        again: list[Order] = []
+        for order in orders:
+            task = tasks.get(order[0])
+            if order[2] is None or task is None or task.assigned:
+                continue
+            (new if task.operator is None else again).append(order)
+        if not (new or again):
+            return 0, 0
+        order_of = self.fault_order.get
+        heavy = sorted(new) + sorted(again, key=lambda o: order_of(o[0], -1))
+        for o in again:
+            self.fault_order.pop(o[0], None)  # queued again only by a later fault
+        names, book = self.engine.book(self.missed - {o[2] for o in heavy})
+        index = {name: i for i, name in enumerate(names)}
+        fees = [tasks[o[0]].fee for o in heavy]
+        excluded = [
+            frozenset(index[c] for c in skip if c in index)
+            if (skip := tasks[o[0]].excluded)
+            else NO_EXCLUSIONS
+            for o in heavy
+        ]
+        results = clear_batch(
+            fees,
+            book,
+            step_ppm=params.auction_step,
+            reserve_ppm=params.reserve_ratio,
+            required=[compute_required_collateral(f, params) for f in fees],
+            excluded=excluded,
+        )
+        mismatches = sum(
+            1
+            for (_, _, coprocessor, price), r in zip(heavy, results, strict=True)
+            if r.winner is None or names[r.winner] != coprocessor or r.price != price
+        )
+        return len(heavy), mismatches
+
+
+class RoundReplay:
     """What happened in one round, accumulated transaction by transaction."""
 
-    def __init__(self, protocol: Protocol) -> None:
+    def __init__(
+        self,
+        protocol: Protocol,
+        setup: MarketSetup | None = None,
+        audit: AuctionAudit | None = None,
+    ) -> None:
+        self.operators = None if setup is None else setup.operators
+        self.audit = audit
+        self.selection = SelectionTally()
+        self.probabilities: dict[Address, float] = {}
+        self.new: list[tuple[int, Address]] = []
+        self.auction_checked = self.auction_mismatches = 0
         self.rewards: Counter[Address] = Counter()
         self.fees: Counter[Address] = Counter()
         self.tasks: Counter[Address] = Counter()
@@ -94,9 +261,13 @@ class _Round:
     def before(self, protocol: Protocol, t: tx.Tx) -> None:
         """Attribute ``t`` from the state before it applies."""
         state = protocol.state
-        if isinstance(t, tx.SettleTasks):
+        if isinstance(t, tx.AssignTasks):
+            self.before_assign(protocol, t.orders)
+        elif isinstance(t, tx.SettleTasks):
             self.settle(state, t.task_ids)
         elif isinstance(t, tx.SettleBatch):
+            if self.audit is not None:
+                self.audit.fault(state, t.safety, t.liveness)
             for task_id in t.safety:
                 self.fault(state, task_id, safety=True, by_coprocessor=True)
             for task_id in t.liveness:
@@ -110,8 +281,30 @@ class _Round:
             by_coprocessor = isinstance(t, tx.FailCoprocessor | tx.MissCoprocessor)
             safety = isinstance(t, tx.FailCoprocessor | tx.FailOperator)
             self.fault(state, t.task_id, safety=safety, by_coprocessor=by_coprocessor)
+            if self.audit is not None and by_coprocessor:
+                missed = [t.task_id] if isinstance(t, tx.MissCoprocessor) else []
+                self.audit.fault(state, [t.task_id], missed)
         elif isinstance(t, tx.AuditFault | tx.SlashOperator):
             self.slashes[t.operator] += 1
+
+    def before_assign(self, protocol: Protocol, orders: list[Order]) -> None:
+        """Note a batch's new tasks (no operator yet) and their selection probabilities;
+        re-clear its auctioned assignments."""
+        state, params = protocol.state, protocol.params
+        tasks = state.tasks
+        self.new = [
+            (o[0], o[1])
+            for o in orders
+            if (task := tasks.get(o[0])) is not None and task.operator is None
+        ]
+        if self.new:
+            self.probabilities = selection_probabilities(
+                state.active, params.w_stake, params.w_random, self.operators
+            )
+        if self.audit is not None:
+            checked, mismatches = self.audit.check(protocol, orders)
+            self.auction_checked += checked
+            self.auction_mismatches += mismatches
 
     def settle(self, state: State, task_ids: list[int]) -> None:
         """Credit the fees of the open tasks among ``task_ids`` (each once)."""
@@ -150,10 +343,32 @@ class _Round:
         elif isinstance(t, tx.AssignTasks):  # loads only rise within a batch: its end is its peak
             for name in {o[2] for o in t.orders if o[2] is not None}:
                 self.peak[name] = max(self.peak.get(name, 0), coprocessors[name].load)
+            refused = result if isinstance(result, dict) else {}
+            chosen = (operator for task_id, operator in self.new if task_id not in refused)
+            self.selection.add(self.probabilities, chosen)  # first assignments that stood
+            self.new = []
+
+    def fairness(self, r: int) -> RoundFairness:
+        """This round's allocation audit."""
+        if self.audit is None:
+            return self.selection.assess(r)
+        return self.selection.assess(r, self.auction_checked, self.auction_mismatches)
 
     def rows(self, protocol: Protocol) -> list[RoundRow]:
         """Return this round's rows, sorted by (role, participant)."""
         state, r = protocol.state, protocol.round
+        audit = self.fairness(r)
+        p = audit.p_value
+        dev = audit.max_dev
+        common = {
+            "selection_tasks": audit.tasks,
+            "selection_p": None if p is None else float(f"{p:.6g}"),
+            "selection_max_dev": None if dev is None else round(dev, 4),
+            "selection_max_dev_operator": audit.max_dev_operator,
+            "auction_checked": audit.auction_checked,
+            "auction_mismatches": audit.auction_mismatches,
+        }
+        observed, expected = self.selection.observed, self.selection.expected
         rows = [
             RoundRow(
                 round=r,
@@ -170,6 +385,7 @@ class _Round:
                 auction_fees=self.auction_fees[a],
                 auction_prices=self.auction_prices[a],
                 liveness_faults=self.liveness[a],
+                **common,
             )
             for a, c in sorted(state.coprocessors.items())
         ]
@@ -189,6 +405,9 @@ class _Round:
                 auction_fees=self.auction_fees[a],
                 auction_prices=self.auction_prices[a],
                 liveness_faults=self.liveness[a],
+                selected=observed[a],
+                expected_selected=round(expected.get(a, 0.0), 4),
+                **common,
             )
             for a in sorted(state.pools)
             if protocol.is_registered(a)
@@ -196,35 +415,103 @@ class _Round:
         return rows
 
 
-def replay_rounds(ledger_dir: str | Path) -> tuple[Protocol, list[RoundRow]]:
-    """Replay the whole log of ``ledger_dir``; return the protocol and every round's rows."""
+def replay_rounds(
+    ledger_dir: str | Path, setup: MarketSetup | None = None
+) -> tuple[Protocol, list[RoundRow]]:
+    """Replay the whole log of ``ledger_dir``; return the protocol and every round's rows.
+
+    ``setup``: the market's operators and pricing for the allocation audit
+    (default: read from ``config.json`` beside the ledger).
+    """
+    run = replay_run(ledger_dir, setup=setup)
+    return run.protocol, run.rows
+
+
+@dataclass
+class RunHistory:
+    """What one replay of a run's log gives: the final protocol, every round's rows, every
+    task's outcome and the details of the tasks asked for (see :func:`replay_tasks`)."""
+
+    protocol: Protocol
+    rows: list[RoundRow]
+    outcomes: Outcomes
+    found: dict[int, LedgerTask]
+
+
+def replay_run(
+    ledger_dir: str | Path,
+    details_of: Callable[[int], bool] | None = None,
+    setup: MarketSetup | None = None,
+    *,
+    rounds: bool = True,
+) -> RunHistory:
+    """Replay the log once for both the round rows (``rounds``) and the task outcomes."""
     rows: list[RoundRow] = []
+    if rounds and setup is None:
+        setup = read_market_setup(ledger_dir)
+    tasks = _Tasks(details_of)
     with read_log(ledger_dir) as (protocol, frames):
-        current = _Round(protocol)
+        current: RoundReplay | None = None
+        audit = None
+        if rounds:
+            assert setup is not None
+            audit = None if setup.pricing is None else AuctionAudit(protocol, setup.pricing)
+            current = RoundReplay(protocol, setup, audit)
         for frame in frames:
             inner = tx.parse_tx(frame.tx) if isinstance(frame, tx.Signed) else frame
+            tasks.before(protocol, inner)
             if isinstance(inner, tx.InitializeRound):
-                if protocol.round >= 1:
-                    rows += current.rows(protocol)
-                protocol.apply(frame)
-                current = _Round(protocol)
-                continue
-            current.before(protocol, inner)
+                if current is not None:
+                    if protocol.round >= 1:
+                        rows += current.rows(protocol)
+                    protocol.apply(frame)
+                    current = RoundReplay(protocol, setup, audit)  # type: ignore[arg-type]
+                else:
+                    protocol.apply(frame)
+                continue  # it forgets old outcomes and finishes no task
+            if current is not None:
+                current.before(protocol, inner)
             result = protocol.apply(frame)
-            current.after(protocol, inner, result)
-    if protocol.round >= 1:
+            if current is not None:
+                current.after(protocol, inner, result)
+            tasks.after(protocol, inner)
+    if current is not None and protocol.round >= 1:
         rows += current.rows(protocol)
-    return protocol, rows
+    return RunHistory(protocol, rows, tasks.outcomes, tasks.found)
 
 
 def write_rounds_csv(ledger_dir: str | Path, path: str | Path) -> Protocol:
     """Write the per-round CSV of ``ledger_dir`` to ``path``; return the replayed protocol."""
     protocol, rows = replay_rounds(ledger_dir)
+    write_round_rows(rows, path)
+    return protocol
+
+
+def write_round_rows(rows: list[RoundRow], path: str | Path) -> None:
+    """Write ``rounds.csv`` from replayed rows; warn when allocation drifts from stake."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(ROUND_COLUMNS)
-        writer.writerows(astuple(row) for row in rows)
-    return protocol
+        writer.writerows(astuple(row) for row in rows)  # None: an empty cell
+    summary = summarize(round_fairness(rows))
+    if summary.drifting:
+        log.warning(
+            "fairness: allocation drifts from stake in rounds %s (p < %g); auction"
+            " mismatches %d (see %s)",
+            summary.rounds_drifting,
+            ALPHA,
+            summary.auction_mismatches,
+            path,
+        )
+
+
+def round_fairness(rows: list[RoundRow]) -> list[RoundFairness]:
+    """Return each round's audit from its rows (the first row of each round)."""
+    seen: dict[int, RoundFairness] = {}
+    for row in rows:
+        if row.round not in seen:
+            seen[row.round] = row.fairness()
+    return list(seen.values())
 
 
 def replay_delegators(ledger_dir: str | Path) -> tuple[Protocol, list[DelegatorStake]]:
@@ -287,36 +574,46 @@ def replay_tasks(
     is the record. The replay (not a read of the frames alone) tells a refused
     assignment in a batch from one that stood.
     """
-    found: dict[int, LedgerTask] = {}
-    outcomes: Outcomes = {}
-    with read_log(ledger_dir) as (protocol, frames):
+    run = replay_run(ledger_dir, details_of, rounds=False)
+    return run.outcomes, run.found
+
+
+class _Tasks:
+    """Collects every task's outcome, and the details of the tasks ``details_of`` picks."""
+
+    def __init__(self, details_of: Callable[[int], bool] | None) -> None:
+        self.details_of = details_of or (lambda task_id: False)
+        self.found: dict[int, LedgerTask] = {}
+        self.outcomes: Outcomes = {}
+        self.count = 0
+
+    def before(self, protocol: Protocol, t: tx.Tx) -> None:
+        found = self.found
+        if isinstance(t, tx.EscrowTasks):
+            pick = self.details_of
+            found.update((i, LedgerTask(i, fee)) for i, fee in t.tasks if pick(i))
+        elif isinstance(t, TASK_FAULTS) and t.task_id in found:
+            found[t.task_id].faults += 1
+        elif isinstance(t, tx.SettleBatch):
+            for task_id in [*t.safety, *t.liveness]:
+                if task_id in found:
+                    found[task_id].faults += 1
+        self.count = len(protocol.state.finished)
+
+    def after(self, protocol: Protocol, t: tx.Tx) -> None:
+        """After any frame but a round change (it forgets old outcomes, finishes none)."""
         state = protocol.state
-        for frame in frames:
-            t = tx.parse_tx(frame.tx) if isinstance(frame, tx.Signed) else frame
-            if isinstance(t, tx.EscrowTasks):
-                found.update((i, LedgerTask(i, fee)) for i, fee in t.tasks if details_of(i))
-            elif isinstance(t, TASK_FAULTS) and t.task_id in found:
-                found[t.task_id].faults += 1
-            elif isinstance(t, tx.SettleBatch):
-                for task_id in [*t.safety, *t.liveness]:
-                    if task_id in found:
-                        found[task_id].faults += 1
-            before = len(state.finished)
-            protocol.apply(frame)
-            if isinstance(t, tx.InitializeRound):
-                continue  # it forgets old outcomes and finishes no task
-            # Outcomes are only ever appended outside a round change: the new ones are last.
-            new = len(state.finished) - before
-            outcomes.update(itertools.islice(reversed(state.finished.items()), new))
-            if isinstance(t, tx.AuditFault):
-                outcomes[t.task_id] = state.finished[t.task_id]
-            elif isinstance(t, tx.SettleBatch):  # audited here: settled, then changed in place
-                outcomes.update((task_id, state.finished[task_id]) for task_id in t.audited)
-            elif isinstance(t, tx.AssignTask | tx.AssignTasks):
-                batch = t.orders if isinstance(t, tx.AssignTasks) else [(t.task_id,)]
-                for task_id, *_ in batch:
-                    task, row = state.tasks.get(task_id), found.get(task_id)
-                    if task is not None and row is not None and task.assigned:
-                        row.operator, row.coprocessor = task.operator or "", task.coprocessor or ""
-                        row.price = task.price
-    return outcomes, found
+        # Outcomes are only ever appended outside a round change: the new ones are last.
+        new = len(state.finished) - self.count
+        self.outcomes.update(itertools.islice(reversed(state.finished.items()), new))
+        if isinstance(t, tx.AuditFault):
+            self.outcomes[t.task_id] = state.finished[t.task_id]
+        elif isinstance(t, tx.SettleBatch):  # audited here: settled, then changed in place
+            self.outcomes.update((task_id, state.finished[task_id]) for task_id in t.audited)
+        elif isinstance(t, tx.AssignTask | tx.AssignTasks) and self.found:
+            batch = t.orders if isinstance(t, tx.AssignTasks) else [(t.task_id,)]
+            for task_id, *_ in batch:
+                task, row = state.tasks.get(task_id), self.found.get(task_id)
+                if task is not None and row is not None and task.assigned:
+                    row.operator, row.coprocessor = task.operator or "", task.coprocessor or ""
+                    row.price = task.price

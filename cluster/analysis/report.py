@@ -25,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cluster.analysis.compare import read_comparison
+from cluster.analysis.fairness import ALPHA, MIN_EXPECTED, RoundFairness, summarize
 from cluster.analysis.history import ROUND_COLUMNS, DelegatorStake, replay_delegators, replay_rounds
 from protocol import TOKEN, metrics
 from protocol.errors import StakerayError
@@ -37,7 +38,10 @@ FIGURES_DIR = "figures"
 ROUNDS_PER_YEAR = 365  # APR assumes one protocol round a day
 INT_COLUMNS = {"round", "active", "stake", "rewards", "fees", "tasks", "slashes"}
 INT_COLUMNS |= {"auction_fees", "auction_prices", "liveness_faults"}
-FLOAT_COLUMNS = {"reputation", "load"}
+INT_COLUMNS |= {"selected", "selection_tasks"}
+FLOAT_COLUMNS = {"reputation", "load", "expected_selected"}
+OPTIONAL_FLOAT_COLUMNS = {"selection_p", "selection_max_dev"}  # empty: not tested
+OPTIONAL_INT_COLUMNS = {"auction_checked", "auction_mismatches"}  # empty: not checked
 
 
 class ReportError(StakerayError):
@@ -100,7 +104,8 @@ def load_rounds(run_dir: Path) -> list[dict[str, Any]]:
     raw = read_csv(run_dir / "rounds.csv")
     if not raw and not (run_dir / "rounds.csv").is_file():
         _, rows = replay_rounds(run_dir / "ledger")
-        raw = [dict(zip(ROUND_COLUMNS, map(str, astuple(r)), strict=True)) for r in rows]
+        cells = (("" if v is None else str(v) for v in astuple(r)) for r in rows)
+        raw = [dict(zip(ROUND_COLUMNS, row, strict=True)) for row in cells]
     return [typed_round(r) for r in raw]
 
 
@@ -111,6 +116,12 @@ def typed_round(row: dict[str, str]) -> dict[str, Any]:
         out[name] = int(row.get(name) or 0)
     for name in FLOAT_COLUMNS:
         out[name] = float(row.get(name) or 0.0)
+    for name in OPTIONAL_FLOAT_COLUMNS:
+        out[name] = float(row[name]) if row.get(name) else None
+    for name in OPTIONAL_INT_COLUMNS:
+        out[name] = int(row[name]) if row.get(name) else None
+    out["selection_max_dev_operator"] = row.get("selection_max_dev_operator") or ""
+    out["audited"] = "selection_tasks" in row  # False: written before the allocation audit
     return out
 
 
@@ -580,6 +591,77 @@ def metrics_table(data: RunData) -> str:
     return f"{table}\n<p>Operator rewards: {html.escape(funding)}.</p>"
 
 
+def round_fairness(data: RunData) -> list[RoundFairness]:
+    """Each round's allocation audit (the round-level columns of its first row)."""
+    seen: dict[int, RoundFairness] = {}
+    for r in data.rounds:
+        if r["round"] not in seen:
+            seen[r["round"]] = RoundFairness(
+                r["round"],
+                r["selection_tasks"],
+                p_value=r["selection_p"],
+                max_dev=r["selection_max_dev"],
+                max_dev_operator=r["selection_max_dev_operator"],
+                auction_checked=r["auction_checked"],
+                auction_mismatches=r["auction_mismatches"],
+            )
+    return [seen[n] for n in sorted(seen)]
+
+
+def fairness_html(data: RunData, alpha: float = ALPHA) -> str:
+    """The "Allocation fairness" table, its reading, and a warning when allocation drifts."""
+    s = summarize(round_fairness(data), alpha)
+    min_p = "–" if s.min_p is None else f"{s.min_p:.3g} (round {s.min_p_round})"
+    if s.max_dev is None:
+        deviation = "–"
+    else:
+        deviation = f"{s.max_dev:+.2f} sd, {s.max_dev_operator} (round {s.max_dev_round})"
+    if s.auction_checked is None:
+        auction = ["not checked", "–"]
+    else:
+        auction = [str(s.auction_checked), str(s.auction_mismatches)]
+    head = [
+        "rounds tested",
+        f"rounds with p < {alpha:g}",
+        "min p",
+        "largest deviation",
+        "auctions re-cleared",
+        "auction mismatches",
+    ]
+    table = html_table(
+        head, [[s.rounds_tested, len(s.rounds_drifting), min_p, deviation, *auction]]
+    )
+    reading = (
+        "Each round's first assignments per operator are tested against the stake-weighted"
+        " selection probabilities (Pearson chi-square over the active operators; cells"
+        f" expected to get fewer than {MIN_EXPECTED:g} tasks are merged; largest deviation ="
+        f" (observed - expected) / sqrt(expected)). A fair round has p < {alpha:g} with"
+        f" probability {alpha:g}, so a fair run of {s.rounds_tested} tested rounds shows at"
+        f" least one such round with probability {s.false_alarm:.1%}. Held to {alpha:g} over"
+        f" the whole run (Bonferroni: min p < {alpha:g} / {max(s.rounds_tested, 1)}): "
+        f"{'drifts' if s.bonferroni else 'no drift'}. Each auctioned assignment is re-cleared"
+        " by the clearing rule; any mismatch is a certain violation (p = 0)."
+    )
+    if data.rounds and not any(r["audited"] for r in data.rounds):
+        reading = (
+            "This rounds.csv was written before the allocation audit: remove it and run"
+            " stakeray report again to rebuild it from the ledger."
+        )
+    elif s.auction_checked is None:
+        reading += " The auctions were not re-cleared: no config.json prices the coprocessors."
+    parts = [table, f"<p>{html.escape(reading)}</p>"]
+    if s.drifting:
+        warning = "Allocation drifts from stake:"
+        if s.rounds_drifting:
+            rounds = ", ".join(map(str, s.rounds_drifting))
+            warning += f" selection p < {alpha:g} in round(s) {rounds};"
+        if s.auction_mismatches:
+            warning += f" {s.auction_mismatches} auctioned assignment(s) differ from the rule;"
+        warning = warning.rstrip(";") + "."
+        parts.append(f'<p class="warning"><strong>Warning:</strong> {html.escape(warning)}</p>')
+    return "\n".join(parts)
+
+
 def html_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain HTML table with escaped cells."""
     cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
@@ -612,6 +694,7 @@ td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; font-size: 
 figure { margin: 2em 0; }
 figure img { max-width: 100%; }
 figcaption { font-size: 14px; color: #444; }
+.warning { color: #a00; }
 """
 
 # Sets data-images-loaded on <body> to the count of images that decoded (for headless checks).
@@ -699,6 +782,8 @@ def render_html(
 {summary_table(data.summary)}
 <h2>Inequality and funding</h2>
 {metrics_table(data)}
+<h2>Allocation fairness</h2>
+{fairness_html(data)}
 {comparison_html(comparison)}
 <h2>Figures</h2>
 {body}

@@ -59,7 +59,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -70,12 +70,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cluster.config.schema import ConfigError, first_error, read_yaml
 from cluster.engine.execution import draw_outcomes
 from cluster.engine.market import MarketEngine, Pricing
+from cluster.engine.messages import Assignment
 from cluster.engine.progress import Progress
 from protocol import Params, Protocol, ProtocolError
 from protocol.market import is_audit_sample
 from protocol.metrics import compute_correlation, compute_gini, compute_nakamoto_coefficient
 from protocol.state import Coprocessor
-from protocol.units import PPM, TOKEN, Address, tokens
+from protocol.units import PPM, TOKEN, Address, Amount, Round, tokens
 
 CLIENT: Address = "client"
 
@@ -279,6 +280,137 @@ def fee_scale(config: ExperimentConfig) -> int:
     return tokens(f"{config.tasks.fee_per_difficulty:.9f}")
 
 
+# --- one round (shared with the what-if previews, cluster.analysis.whatif) ----------------
+
+
+@dataclass(slots=True)
+class RoundStep:
+    """What one round of :func:`run_round` did, in the order it happened."""
+
+    round: Round
+    """The round it opened."""
+    rewards: dict[Address, Amount]
+    """The operators' reward calls: the amount each minted."""
+    expired: list[int]
+    """Tasks past their deadline at the round close (refunded, or liveness faults)."""
+    uptime: dict[Address, Amount]
+    """What each of ``uptime_of`` gained at the round close (SPEC 9's uptime incentive);
+    only those that gained."""
+    first_id: int
+    """The id of the round's first new task."""
+    assigned: list[Assignment]
+    ok: list[bool]
+    """Whether each assignment's drawn execution was right."""
+    settled: list[int]
+    safety: list[int]
+    """Tasks a coprocessor got wrong: slashed, and re-offered while attempts remain."""
+    audited: list[int]
+    """Tasks an operator ran itself, got wrong and an audit sampled: its audit faults."""
+    earned: dict[Address, Amount]
+    """Fees credited to each operator's pool (the clock price, or the whole fee of a task
+    it ran itself)."""
+    paid: dict[Address, Amount]
+    """What each coprocessor was paid: ``fee - price`` of its settled tasks."""
+    loads: list[int]
+    """The load of each of ``loads_of`` after the clearing."""
+    reoffer: list[int]
+    """Open tasks to re-offer next round (the coprocessors' safety faults, and earlier
+    re-offers still unassigned)."""
+
+
+def run_round(
+    engine: MarketEngine,
+    fees: Sequence[Amount],
+    difficulties: Sequence[float],
+    reoffer: Sequence[int],
+    *,
+    client: Address,
+    fault_rates: Mapping[str, float],
+    outcome_seed: int,
+    deadline_rounds: int | None = None,
+    missed: Callable[[Address, Round], bool] | None = None,
+    uptime_of: Sequence[Address] = (),
+    loads_of: Sequence[Address] = (),
+) -> RoundStep:
+    """One round of the market with drawn execution, as ``stakeray simulate`` runs it.
+
+    1. ``close_round`` (``missed``: reward calls skipped, see
+       :class:`cluster.engine.faults.RewardMisses`);
+    2. escrow the round's new tasks (``fees``, ``client`` pays; ``deadline_rounds``:
+       their deadline, default the parameter's) and clear them with ``reoffer``
+       (open tasks a coprocessor failed) in one clearing, ``difficulties`` deciding
+       which an operator runs itself;
+    3. draw each attempt's outcome (:func:`draw_outcomes`, keyed by ``outcome_seed``,
+       each executor right with ``1 - fault_rates[executor]``);
+    4. settle in one ``settle_batch``: a coprocessor's wrong result is a safety
+       fault, an operator's own wrong one an audit fault where
+       :func:`is_audit_sample` picks it (unnoticed otherwise), the rest settle.
+    """
+    state = engine.p.state
+    before = [state.balances.get(c, 0) for c in uptime_of]
+    n, rewards, expired = engine.close_round(missed)
+    uptime = {
+        c: gained
+        for c, was in zip(uptime_of, before, strict=True)
+        if (gained := state.balances.get(c, 0) - was)
+    }
+    first = engine.escrow(client, fees, None, deadline_rounds) if fees else state.next_task_id
+    assigned = engine.clear(
+        list(zip(range(first, first + len(fees)), difficulties, strict=True)), reoffer
+    )
+    coprocessors = state.coprocessors
+    loads = [coprocessors[c].load for c in loads_of]
+    ok = draw_outcomes(
+        outcome_seed,
+        [a.coprocessor or a.operator for a in assigned],
+        [a.task_id for a in assigned],
+        [a.attempt for a in assigned],
+        fault_rates,
+    )
+    audit_rate = engine.p.params.audit_rate
+    tasks = state.tasks
+    settled: list[int] = []
+    safety: list[int] = []
+    audited: list[int] = []
+    earned: dict[Address, Amount] = {}
+    paid: dict[Address, Amount] = {}
+    for a, right in zip(assigned, ok, strict=True):
+        task_id, operator, price = a.task_id, a.operator, a.price
+        if a.coprocessor is None:
+            settled.append(task_id)
+            earned[operator] = earned.get(operator, 0) + price
+            if not right and is_audit_sample(outcome_seed, task_id, audit_rate):
+                audited.append(task_id)
+            continue
+        if right:
+            settled.append(task_id)
+            earned[operator] = earned.get(operator, 0) + price
+            paid[a.coprocessor] = paid.get(a.coprocessor, 0) + tasks[task_id].fee - price
+        else:
+            safety.append(task_id)
+    engine.settle(settled, safety, audited=audited)
+    # A task a coprocessor failed is re-offered next round (unless out of attempts); one
+    # whose assignment was refused (its operator left the active set) waits for its
+    # deadline, which refunds it.
+    again = [t for t in sorted({*reoffer, *safety}) if t in tasks and not tasks[t].assigned]
+    return RoundStep(
+        n,
+        rewards,
+        expired,
+        uptime,
+        first,
+        assigned,
+        ok,
+        settled,
+        safety,
+        audited,
+        earned,
+        paid,
+        loads,
+        again,
+    )
+
+
 def simulate_point(
     config: ExperimentConfig,
     name: str,
@@ -327,9 +459,7 @@ def run_point(
     n_ops, n_cops = len(ops.names), len(cops.names)
     index = {x: i for i, x in enumerate(ops.names)}
     index.update({x: i for i, x in enumerate(cops.names)})
-    cop_states = [state.coprocessors[c] for c in cops.names]
     capacity = cops.capacity.astype(np.float64)
-    audit_rate = params.audit_rate
     tasks_config = config.tasks
     scale = fee_scale(config)
     log_median = math.log(tasks_config.difficulty_median)
@@ -358,75 +488,62 @@ def run_point(
     started = time.perf_counter()
     uptime_paid = params.coprocessor_issuance_share > 0
     for _ in range(config.rounds):
-        before = [state.balances.get(c, 0) for c in cops.names] if uptime_paid else []
-        n, rewards, _ = engine.close_round()
+        # The round's tasks (drawn first: closing the round draws nothing from ``rng``).
+        difficulty = rng.lognormal(log_median, tasks_config.difficulty_sigma, count)
+        fees = [f if f > 0 else 1 for f in map(int, (difficulty * scale).tolist())]
+        step = run_round(
+            engine,
+            fees,
+            difficulty.tolist(),
+            reoffer,
+            client=CLIENT,
+            fault_rates=fault_rates,
+            outcome_seed=network_seed,
+            uptime_of=cops.names if uptime_paid else (),
+            loads_of=cops.names,
+        )
+        n = step.round
         row_ops = series["operator_reward"][n - 1]
         row_cops = series["coprocessor_reward"][n - 1]
         minted = 0
-        for op, amount in rewards.items():
+        for op, amount in step.rewards.items():
             i = index[op]
             op_issuance[i] += amount
             row_ops[i] += amount / TOKEN
             minted += amount
         for i, c in enumerate(cops.names if uptime_paid else ()):  # SPEC 9's uptime incentive
-            uptime = state.balances.get(c, 0) - before[i]
+            uptime = step.uptime.get(c, 0)
             if uptime:
                 cop_uptime[i] += uptime
                 row_cops[i] += uptime / TOKEN
                 minted += uptime
-        # The round's tasks: escrow, then one clearing of the new and the re-offered.
-        difficulty = rng.lognormal(log_median, tasks_config.difficulty_sigma, count)
-        fees = [f if f > 0 else 1 for f in map(int, (difficulty * scale).tolist())]
-        first = engine.escrow(CLIENT, fees)
-        assigned = engine.clear(
-            list(zip(range(first, first + count), difficulty.tolist(), strict=True)), reoffer
-        )
-        loads = np.array([c.load for c in cop_states], dtype=np.float64) / capacity
-        # Drawn execution: a coprocessor's wrong result is a safety fault; an operator's
-        # own wrong result is caught only where the audit samples it.
-        ok = draw_outcomes(
-            network_seed,
-            [a.coprocessor or a.operator for a in assigned],
-            [a.task_id for a in assigned],
-            [a.attempt for a in assigned],
-            fault_rates,
-        )
-        tasks = state.tasks
-        settled: list[int] = []
-        safety: list[int] = []
-        audited: list[int] = []
-        earned: dict[int, int] = {}  # operator -> fees credited (base units)
-        paid: dict[int, int] = {}  # coprocessor -> fee - price
+        loads = np.array(step.loads, dtype=np.float64) / capacity
+        audited = step.audited
+        caught_ids = set(audited)
         own: list[int] = []  # operator of each task run by its operator
         caught: list[int] = []  # operator of each audit fault
         pairs: list[int] = []  # operator * n_cops + coprocessor of each auctioned task
         failed: list[int] = []  # coprocessor of each safety fault
-        for a, right in zip(assigned, ok, strict=True):
-            task_id, o, price = a.task_id, index[a.operator], a.price
+        for a, right in zip(step.assigned, step.ok, strict=True):
+            o = index[a.operator]
             if a.coprocessor is None:
                 own.append(o)
-                settled.append(task_id)
-                earned[o] = earned.get(o, 0) + price
-                if not right and is_audit_sample(network_seed, task_id, audit_rate):
-                    audited.append(task_id)
+                if not right and a.task_id in caught_ids:
                     caught.append(o)
                 continue
             c = index[a.coprocessor]
             pairs.append(o * n_cops + c)
-            if right:
-                settled.append(task_id)
-                earned[o] = earned.get(o, 0) + price
-                paid[c] = paid.get(c, 0) + tasks[task_id].fee - price
-            else:
-                safety.append(task_id)
+            if not right:
                 failed.append(c)
-        engine.settle(settled, safety, audited=audited)
+        safety = step.safety
         fees_paid = 0
-        for o, amount in earned.items():
+        for op, amount in step.earned.items():
+            o = index[op]
             op_fees[o] += amount
             row_ops[o] += amount / TOKEN
             fees_paid += amount
-        for c, amount in paid.items():
+        for cop, amount in step.paid.items():
+            c = index[cop]
             cop_paid[c] += amount
             row_cops[c] += amount / TOKEN
         op_tasks += np.bincount(own, minlength=n_ops)
@@ -436,10 +553,7 @@ def run_point(
         cop_tasks += per_cop
         cop_slashes += np.bincount(failed, minlength=n_cops)
         op_slashes += np.bincount(caught, minlength=n_ops)
-        # A task a coprocessor failed is re-offered next round (unless out of attempts); one
-        # whose assignment was refused (its operator left the active set) waits for its
-        # deadline, which refunds it.
-        reoffer = [t for t in sorted({*reoffer, *safety}) if t in tasks and not tasks[t].assigned]
+        reoffer = step.reoffer
         active = sorted(state.active)
         if delegation.redelegate_every and n % delegation.redelegate_every == 0 and active:
             redelegations += redelegate(p, d_names, active, delegation, rng)

@@ -26,6 +26,7 @@ from cluster.cli.tables import (
 from cluster.config.schema import ConfigError, first_error, load_config, load_workload, read_yaml
 from cluster.config.workload import MAX_TASKS
 from cluster.engine.coordinator import CONFIG_FILE
+from cluster.engine.status import fairness_lines
 from cluster.runtime.chaos import ChaosPlan
 from cluster.runtime.connect import bring_up, connected, stop_local_head, submit, take_down
 from cluster.runtime.head import HEAD_LOG
@@ -315,6 +316,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(operator_table(status))
     print()
     print(coprocessor_table(status))
+    print()
+    print("\n".join(fairness_lines(status)))  # the allocation audit, docs/operations.md
     return 0
 
 
@@ -485,13 +488,94 @@ def simulate_network(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Show a live run and a simulated one side by side (reward shares, concentration)."""
-    from cluster.analysis.compare import compare, format_comparison
+    from cluster.analysis.compare import compare, format_comparison, write_comparison
+    from cluster.analysis.report import write_report
 
     try:
         result = compare(Path(args.live), Path(args.simulated))
     except FileNotFoundError as exc:
         raise RunError(str(exc)) from None
     print(format_comparison(result))
+    write_comparison(result)
+    print(f"report -> {write_report(Path(args.live))} (section: live against simulated)")
+    return 0
+
+
+def cmd_earnings(args: argparse.Namespace) -> int:
+    """Show one account's earnings round by round, rebuilt from the run's ledger log.
+
+    Exit 2 (one line) for an account the ledger never held or that never bonded,
+    1 if the rows do not reconcile with the ledger's state (a bug).
+    """
+    from cluster.analysis.earnings import reconcile, replay_earnings, write_earnings_csv
+    from cluster.cli.tables import earnings_table
+
+    protocol, rows = replay_earnings(ledger_of(Path(args.dir)), args.address)
+    print(earnings_table(rows))
+    last = rows[-1]
+    print(
+        f"totals: rewards {format_tokens(last.total_rewards, 6)}"
+        f"  fees {format_tokens(last.total_fees, 6)}"
+        f"  slashed {format_tokens(last.total_slashed, 6)}"
+        f"  pending stake {format_tokens(last.pending_stake, 6)}"
+        f"  pending fees {format_tokens(last.pending_fees, 6)}"
+    )
+    if args.csv:
+        write_earnings_csv(rows, args.csv)
+        print(f"csv -> {args.csv}")
+    problems = reconcile(protocol, args.address, rows)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not problems:
+        print("reconciles with the ledger to the base unit (pending stake, fees, locks, balance)")
+    return 1 if problems else 0
+
+
+def cmd_whatif(args: argparse.Namespace) -> int:
+    """Preview parameter changes (or an open proposal) on a run's forked ledger: N rounds
+    forward under today's parameters and the proposed ones; the run directory is only read."""
+    from cluster.analysis.whatif import parse_changes, run_whatif
+    from cluster.cli.tables import whatif_table
+
+    if bool(args.set) == (args.proposal is not None):
+        raise RunError("whatif: give --set KEY=VALUE (one or more) or --proposal ID")
+    changes = parse_changes(args.set or [])
+    preview = run_whatif(args.dir, changes, args.rounds, args.seed, proposal=args.proposal)
+    print(whatif_table(preview.rows(), preview.summary()))
+    if args.csv:
+        preview.write_csv(args.csv)
+        print(f"csv -> {args.csv}")
+    return 0
+
+
+def cmd_explorer(args: argparse.Namespace) -> int:
+    """Serve a live web explorer of a network's ledger until Ctrl-C; the ledger is only read."""
+    import time
+
+    from cluster.analysis.explorer import Explorer
+
+    if args.dir is not None:
+        directory = Path(args.dir)
+    else:
+        with connected(args.address, None) as net:
+            directory = net.directory
+        if not directory.is_dir():
+            raise RunError(
+                f"the network's run directory {directory} is on the coordinator's node, not"
+                " here: run the explorer there, or give --dir a copy or mount of it"
+            )
+    explorer = Explorer(directory, host=args.host, port=args.port)
+    print(f"reading {explorer.ledger_dir} ...", flush=True)
+    explorer.start()
+    round_ = explorer.history.protocol.round if explorer.history is not None else 0
+    print(f"explorer on {explorer.url} (round {round_}); Ctrl-C stops it", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("explorer stopped", flush=True)
+    finally:
+        explorer.close()
     return 0
 
 
@@ -573,6 +657,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("dir", help="run directory")
     report.set_defaults(func=cmd_report)
 
+    earnings = sub.add_parser(
+        "earnings", help="one account's rewards, fees and slashes per round, from a run's ledger"
+    )
+    earnings.add_argument("address", help="the account (delegator or operator)")
+    earnings.add_argument("--dir", required=True, help="run directory (or its ledger directory)")
+    earnings.add_argument("--csv", help="also write every column, in base units, to this CSV")
+    earnings.set_defaults(func=cmd_earnings)
+
     up = sub.add_parser("up", help="start (or join) Ray and deploy a long-lived network")
     up.add_argument("config", nargs="?", help="YAML with the network (with --resume: optional)")
     up.add_argument("--workload", help="workload YAML whose deadline the network uses")
@@ -622,6 +714,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_locator(down)
     down.set_defaults(func=cmd_down)
 
+    explorer = sub.add_parser(
+        "explorer", help="serve a live web explorer of a network's ledger (read-only)"
+    )
+    where = explorer.add_mutually_exclusive_group(required=True)
+    where.add_argument("--dir", help="run directory (or ledger directory) to read")
+    where.add_argument("--address", help="Ray cluster the network is on: its run directory is read")
+    explorer.add_argument(
+        "--port", type=int_arg(0, 65535), default=8765, help="port (default 8765; 0: any free)"
+    )
+    explorer.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)"
+    )
+    explorer.set_defaults(func=cmd_explorer)
+
     simulate = sub.add_parser(
         "simulate", help="run an experiment sweep, or a network config, with drawn outcomes"
     )
@@ -660,6 +766,28 @@ def build_parser() -> argparse.ArgumentParser:
     comparison.add_argument("live", help="run directory of `stakeray run`")
     comparison.add_argument("simulated", help="run directory of `stakeray simulate NETWORK.yaml`")
     comparison.set_defaults(func=cmd_compare)
+
+    whatif = sub.add_parser(
+        "whatif",
+        help="preview parameter changes on a run's forked ledger (read-only): rewards and fees"
+        " per staker, today against proposed",
+    )
+    whatif.add_argument("dir", help="run directory (ledger and config.json)")
+    whatif.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a protocol parameter (protocol/params.py) to change; repeat for more",
+    )
+    whatif.add_argument(
+        "--proposal", type=int_arg(0), help="preview this open governance proposal instead"
+    )
+    whatif.add_argument(
+        "--rounds", type=int_arg(1, 100_000), default=20, help="rounds forward (default 20)"
+    )
+    whatif.add_argument("--seed", type=int_arg(0), help="seed of the draws (default: the run's)")
+    whatif.add_argument("--csv", help="also write the per-staker rows here (base units)")
+    whatif.set_defaults(func=cmd_whatif)
 
     keys = sub.add_parser("keys", help="manage the local Ed25519 keystore")
     keys.add_argument("action", choices=["new", "list"])

@@ -100,6 +100,9 @@ class Coordinator:
         self.applied = 0
         self.held: dict[int, list[Report]] = {}
         self.reoffered: dict[str, list[int]] = {}
+        # Each assigned task's batch: its report's turn. A task whose outcome is held for
+        # that turn is not late (the coordinator holds it), so it does not expire yet.
+        self.turn: dict[int, int] = {}
         network = self.directory.name or "stakeray"
         self.telemetry = Telemetry(
             COORDINATOR_METRICS, self.make_exporter(network, COORDINATOR_METRICS)
@@ -194,6 +197,8 @@ class Coordinator:
             retried = list(range(first, first + len(fees)))
         reoffered = self.reoffered.pop(session, [])
         assignments = self.engine.clear(new, reoffered, self.unavailable())
+        self.turn.update((a.task_id, batch) for a in assignments)
+        self.tally.count_selected(self.engine, new, assignments)  # the allocation audit
         assignments.extend(a for a in map(self.assignment_of, retried) if a is not None)
         self.maybe_advance()
         self.ledger.commit()  # one group commit for the reports, the batch and a round close
@@ -262,6 +267,8 @@ class Coordinator:
                 liveness.append(fault.task_id)
                 self.cool_down(fault.coprocessor)
         faulted = {*safety, *liveness}
+        for t in (*report.settled, *(f.task_id for f in report.faults)):
+            self.turn.pop(t, None)
         ready = [t for t in dict.fromkeys(report.settled) if t in tasks and tasks[t].assigned]
         ready = [t for t in ready if t not in faulted]
         audited = [t for t in report.audited if t in ready and tasks[t].coprocessor is None]
@@ -278,6 +285,10 @@ class Coordinator:
         again = [t for t in sorted(faulted) if t in tasks and not tasks[t].assigned]
         if again:
             self.reoffered.setdefault(report.session, []).extend(again)
+
+    def is_held(self, task_id: int) -> bool:
+        """Whether ``task_id``'s outcome may be in a report held for a later turn."""
+        return self.turn.get(task_id, 0) > self.applied
 
     def cool_down(self, coprocessor: Address) -> None:
         """Keep a host that lost a job out of auctions for a while (doubling while it keeps
@@ -315,7 +326,9 @@ class Coordinator:
 
     def close_round(self) -> Round:
         """:meth:`advance_round` without the commit (the caller's group commit has it)."""
-        n, rewards, expired = self.engine.close_round(self.misses.is_missed)
+        n, rewards, expired = self.engine.close_round(self.misses.is_missed, self.is_held)
+        for t in expired:
+            self.turn.pop(t, None)
         self.tally.next_round()
         self.tally.rewards.update(rewards)
         self.telemetry.count(
@@ -331,6 +344,7 @@ class Coordinator:
         """Apply every held report, then advance rounds until every task has an outcome
         (deadlines expire the stragglers)."""
         self.apply_reports(None)
+        self.applied = self.batches  # every report is in: nothing is held any more
         for _ in range(max_rounds):
             if not self.p.state.tasks:
                 break

@@ -200,14 +200,17 @@ class MarketEngine:
         return names, book
 
     def close_round(
-        self, missed: Callable[[Address, Round], bool] | None = None
+        self,
+        missed: Callable[[Address, Round], bool] | None = None,
+        held: Callable[[int], bool] | None = None,
     ) -> tuple[Round, dict[Address, Amount], list[int]]:
         """Start the next round: ``initialize_round``, a reward call per active operator
         (unless ``missed`` says it misses this one), then late tasks expire (O(expired)).
 
         An assigned task past its deadline is its operator's liveness fault
-        (``expire_task``); an unassigned one is refunded. Return the round, the
-        rewards and the expired task ids.
+        (``expire_task``); an unassigned one is refunded. A task ``held`` says is
+        waiting for its report's turn (the caller holds the outcome) stays until a
+        later round. Return the round, the rewards and the expired task ids.
         """
         p = self.p
         n = p.initialize_round()
@@ -216,6 +219,8 @@ class MarketEngine:
             if missed is None or not missed(operator, n):
                 rewards[operator] = p.reward(operator)
         expired = get_due_tasks(p.state, n)
+        if held is not None:
+            expired = [t for t in expired if not held(t)]
         for task_id in expired:
             try:
                 if p.state.tasks[task_id].assigned:

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.analysis.history import LedgerTask, replay_tasks, write_rounds_csv
+from cluster.analysis.history import (
+    LedgerTask,
+    RunHistory,
+    replay_run,
+    replay_tasks,
+    write_round_rows,
+)
 from cluster.engine.messages import TaskRecord, TaskStatus, parse_status
 from cluster.engine.transport import Transport
 from cluster.runtime.actors import Deployment
@@ -75,8 +81,10 @@ def finish_directory(
     ledger = get(call(coordinator, "finish"))
     status = get(call(coordinator, "status"))
     get(call(coordinator, "close"))
-    protocol = write_rounds_csv(out / "ledger", out / "rounds.csv")
-    records[:] = from_ledger(out / "ledger", records, protocol.state)
+    by_id = {r.task_id: r for r in records}
+    run = replay_run(out / "ledger", lambda task_id: task_id not in by_id)  # the one replay
+    write_round_rows(run.rows, out / "rounds.csv")
+    records[:] = from_ledger(out / "ledger", records, run.protocol.state, run)
     write_tasks_csv(out / "tasks.csv", records)
     rewards, fees = operator_totals(out / "rounds.csv")
     counts = Counter(r.outcome for r in records)
@@ -98,7 +106,12 @@ def finish_directory(
     return RunResult(out, summary, records, status, rewards, fees)
 
 
-def from_ledger(ledger_dir: Path, records: list[TaskRecord], state: State) -> list[TaskRecord]:
+def from_ledger(
+    ledger_dir: Path,
+    records: list[TaskRecord],
+    state: State,
+    run: RunHistory | None = None,
+) -> list[TaskRecord]:
     """Return one row per task the ledger holds, in task id order; the ledger decides.
 
     A client's row takes the ledger's outcome (a host may have been lost
@@ -109,7 +122,10 @@ def from_ledger(ledger_dir: Path, records: list[TaskRecord], state: State) -> li
     log, since the state keeps only recent ones.
     """
     by_id = {r.task_id: r for r in records}
-    outcomes, logged = replay_tasks(ledger_dir, lambda task_id: task_id not in by_id)
+    if run is None:
+        outcomes, logged = replay_tasks(ledger_dir, lambda task_id: task_id not in by_id)
+    else:  # the caller's replay picked the same tasks
+        outcomes, logged = run.outcomes, run.found
     rows = []
     for task_id in sorted([*outcomes, *state.tasks]):
         done = outcomes.get(task_id)
