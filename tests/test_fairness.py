@@ -35,7 +35,6 @@ from cluster.engine.fairness import (
 from cluster.engine.status import RoundTally, fairness_lines
 from cluster.runtime.runner import run_cluster
 from protocol import TOKEN
-from protocol.auction import AuctionResult
 from protocol.selection import compute_selection_draw, select_operators
 
 # Longer rounds than test_cli's NETWORK (about 200 tasks each), so a bias has power.
@@ -300,16 +299,17 @@ def test_fairness_lines() -> None:
 
 
 def test_a_tampered_clearing_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A coordinator that pays its coprocessors one base unit more than the rule says."""
-    real = market.clear_batch
+    """A coordinator that pays its coprocessors one base unit more than the rule says (the
+    audit re-clears with the engine's own, untampered rule)."""
+    from cluster.engine import coordinator
+    from cluster.engine.market import MarketEngine
 
-    def clear(*args: Any, **kw: Any) -> list[AuctionResult]:
-        return [
-            r if r.winner is None else r._replace(price=r.price - 1, payment=r.payment + 1)
-            for r in real(*args, **kw)
-        ]
+    class Tampered(MarketEngine):
+        def auction(self, *args: Any, **kw: Any) -> list[tuple[str, int] | None]:
+            won = super().auction(*args, **kw)
+            return [w if w is None else (w[0], w[1] - 1) for w in won]
 
-    monkeypatch.setattr(market, "clear_batch", clear)
+    monkeypatch.setattr(coordinator, "MarketEngine", Tampered)
     config = tmp_path / "net.yaml"
     config.write_text(NETWORK)
     out = tmp_path / "run"

@@ -62,7 +62,8 @@ def check_self_contained(path: Path, figures: int) -> str:
     """``figures`` embedded images, one caption each, and nothing loaded from elsewhere."""
     page = path.read_text()
     assert len(DATA_URI.findall(page)) == figures == page.count("<img ")
-    assert page.count("<figcaption>") == figures
+    charts = page.count('<figure class="chart">')  # inline SVG (the distribution section)
+    assert page.count("<figcaption>") == figures + charts
     for ref in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page):
         assert ref.startswith("data:"), ref
     assert "http://" not in page and "https://" not in page and "url(" not in page
@@ -75,6 +76,10 @@ def test_report_embeds_every_figure(report: Path) -> None:
     for measure in ("Gini", "Nakamoto 1/3", "Nakamoto 1/2", "HHI", "Theil", "top-5 share"):
         assert f"<th>{measure}</th>" in page
     assert "fee-funded" in page and "issuance-funded" in page
+    # The explorer's distribution section, at the top: every staker, now and over rounds.
+    top = page.index("<h2>Summary</h2>")
+    assert 0 < page.index("Concentration now") < top and "Lorenz curves of stake" in page[:top]
+    assert page.count('<figure class="chart"><svg') >= 4
 
 
 def test_a_run_without_coprocessors_still_reports(tmp_path: Path) -> None:

@@ -182,8 +182,8 @@ class Table:
             writer.writerow([csv_value(c.kind_of(row), row.get(c.key)) for c in self.columns])
         return out.getvalue()
 
-    def html(self, query: Mapping[str, str]) -> str:
-        link = "?" + urlencode({**query, "format": "csv", "table": self.id})
+    def html(self, link: str) -> str:
+        """The table, its CSV downloadable from ``link``."""
         columns = [c for c in self.columns if c.shown]
         head = "".join(f'<th data-key="{esc(c.key)}">{esc(c.header)}</th>' for c in columns)
         shown = self.rows if self.limit is None else self.rows[: self.limit]
@@ -239,21 +239,26 @@ class Page:
     query: Mapping[str, str] = field(default_factory=dict)
     blocks: list[str] = field(default_factory=list)
     tables: dict[str, Table] = field(default_factory=dict)
+    static: bool = False  # a page in a file (the run report): CSVs travel inside it
 
     def add(self, block: str) -> None:
         self.blocks.append(block)
 
+    def csv_link(self, table: Table) -> str:
+        """Where a table's CSV downloads from: the explorer's URL, or inline in a file."""
+        if self.static:
+            return "data:text/csv;charset=utf-8," + quote(table.csv())
+        query = {k: v for k, v in self.query.items() if k not in ("format", "table")}
+        return "?" + urlencode({**query, "format": "csv", "table": table.id})
+
     def table(self, table: Table) -> None:
         self.tables[table.id] = table
-        self.blocks.append(
-            table.html({k: v for k, v in self.query.items() if k not in ("format", "table")})
-        )
+        self.blocks.append(table.html(self.csv_link(table)))
 
     def stats(self, table: Table) -> None:
         """A (key, quantity, value) table shown as a grid of figures; its CSV as any table's."""
         self.tables[table.id] = table
-        query = {k: v for k, v in self.query.items() if k not in ("format", "table")}
-        link = "?" + urlencode({**query, "format": "csv", "table": table.id})
+        link = self.csv_link(table)
         value = next(c for c in table.columns if c.key == "value")
         cards = "".join(
             f'<div class="stat" data-key="{esc(row["key"])}"><div class="label">'

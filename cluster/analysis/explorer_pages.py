@@ -1079,9 +1079,11 @@ CONCENTRATION_COLUMNS = [
 ]
 
 
-def distribution_page(src: Source, query: Mapping[str, str]) -> Page:
+def distribution_page(src: Source, query: Mapping[str, str], *, static: bool = False) -> Page:
+    """Stake and rewards across every staker and across operators: now, and over rounds
+    (also the top of the run report, ``static``)."""
     h = src.history
-    page = Page("distribution", "Distribution", query)
+    page = Page("distribution", "Distribution", query, static=static)
     stakers = h.stakers()
     operators = [r for r in h.current_rows() if r.role == "operator"]
     now = {

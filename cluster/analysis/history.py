@@ -40,10 +40,8 @@ from cluster.engine.coordinator import CONFIG_FILE
 from cluster.engine.market import MarketEngine, Pricing
 from protocol import Protocol
 from protocol import transactions as tx
-from protocol.auction import NO_EXCLUSIONS, clear_batch
 from protocol.ledger import read_log
 from protocol.market import Assignment as Order
-from protocol.market import compute_required_collateral
 from protocol.state import Outcome, State
 from protocol.units import Address
 
@@ -195,7 +193,7 @@ class AuctionAudit:
 
     def check(self, protocol: Protocol, orders: list[Order]) -> tuple[int, int]:
         """Return (auctioned assignments re-cleared, mismatches) of one batch."""
-        tasks, params = protocol.state.tasks, protocol.params
+        tasks = protocol.state.tasks
         new: list[Order] = []
         again: list[Order] = []
         for order in orders:
@@ -209,27 +207,12 @@ class AuctionAudit:
         heavy = sorted(new) + sorted(again, key=lambda o: order_of(o[0], -1))
         for o in again:
             self.fault_order.pop(o[0], None)  # queued again only by a later fault
-        names, book = self.engine.book(self.missed - {o[2] for o in heavy})
-        index = {name: i for i, name in enumerate(names)}
-        fees = [tasks[o[0]].fee for o in heavy]
-        excluded = [
-            frozenset(index[c] for c in skip if c in index)
-            if (skip := tasks[o[0]].excluded)
-            else NO_EXCLUSIONS
-            for o in heavy
-        ]
-        results = clear_batch(
-            fees,
-            book,
-            step_ppm=params.auction_step,
-            reserve_ppm=params.reserve_ratio,
-            required=[compute_required_collateral(f, params) for f in fees],
-            excluded=excluded,
-        )
+        unavailable = self.missed - {o[2] for o in heavy}
+        won = self.engine.auction([o[0] for o in heavy], unavailable)
         mismatches = sum(
             1
-            for (_, _, coprocessor, price), r in zip(heavy, results, strict=True)
-            if r.winner is None or names[r.winner] != coprocessor or r.price != price
+            for (_, _, coprocessor, price), w in zip(heavy, won, strict=True)
+            if w != (coprocessor, price)
         )
         return len(heavy), mismatches
 

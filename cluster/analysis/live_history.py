@@ -30,11 +30,20 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from pathlib import Path
 
-from cluster.analysis.history import AuctionAudit, MarketSetup, RoundReplay, RoundRow
+from cluster.analysis.history import (
+    AuctionAudit,
+    MarketSetup,
+    RoundReplay,
+    RoundRow,
+    read_market_setup,
+)
+from cluster.analysis.log_tail import LogTail
 from protocol import Protocol, earnings, metrics
 from protocol import transactions as tx
 from protocol.issuance import compute_bonding_rate
+from protocol.ledger import LedgerError
 from protocol.state import Outcome, ProposalStatus
 from protocol.units import Address, Amount, Ppm, Round
 
@@ -345,3 +354,25 @@ class LiveHistory:
 
     def round_tasks_so_far(self) -> int:
         return self._finished() - self._start[2]
+
+
+def replay_history(ledger_dir: str | Path) -> LiveHistory:
+    """Read a whole log into a history at once (a finished run: the report's distribution)."""
+    tail = LogTail(ledger_dir)
+    history: LiveHistory | None = None
+    while True:
+        _, frames = tail.read()
+        if history is None and frames:
+            genesis = frames[0]
+            assert isinstance(genesis, tx.Genesis)  # LogTail checks frame 0
+            history = LiveHistory(genesis, read_market_setup(ledger_dir))
+            frames = frames[1:]
+        if history is not None:
+            for frame in frames:
+                history.apply(frame)
+        if not tail.more:
+            break
+    if history is None:
+        raise LedgerError(f"ledger: {ledger_dir} holds no genesis frame")
+    history.end_read(0.0, caught_up=True)
+    return history

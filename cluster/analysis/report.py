@@ -33,6 +33,7 @@ from protocol.ledger import LOG_NAME
 from protocol.state import Outcome
 from protocol.units import PPM
 
+LEDGER_DIR = "ledger"
 REPORT_NAME = "report.html"
 FIGURES_DIR = "figures"
 ROUNDS_PER_YEAR = 365  # APR assumes one protocol round a day
@@ -759,10 +760,24 @@ def comparison_html(result: dict[str, Any] | None) -> str:
     return "\n".join(parts)
 
 
+def distribution_html(run_dir: Path) -> str:
+    """The explorer's distribution section (every staker, stake and rewards, Lorenz curves,
+    Gini / HHI / Nakamoto over rounds): the same code as ``stakeray explorer``'s page."""
+    from cluster.analysis.explorer_pages import Source, distribution_page
+    from cluster.analysis.live_history import replay_history
+
+    ledger_dir = run_dir / LEDGER_DIR
+    page = distribution_page(
+        Source(replay_history(ledger_dir), run_dir, ledger_dir), {}, static=True
+    )
+    return '<section class="distribution">\n' + "\n".join(page.blocks) + "\n</section>"
+
+
 def render_html(
     data: RunData,
     figures: Sequence[tuple[FigureSpec, Path]],
     comparison: dict[str, Any] | None = None,
+    distribution: str = "",
 ) -> str:
     """The whole self-contained page."""
     title = html.escape(f"stakeray run report: {data.name}")
@@ -778,6 +793,7 @@ def render_html(
 </head>
 <body data-figures="{len(figures)}">
 <h1>{title}</h1>
+{distribution}
 <h2>Summary</h2>
 {summary_table(data.summary)}
 <h2>Inequality and funding</h2>
@@ -798,5 +814,6 @@ def write_report(run_dir: Path, rounds_per_year: int = ROUNDS_PER_YEAR) -> Path:
     data = load_run(run_dir, rounds_per_year)
     figures = save_figures(data, run_dir / FIGURES_DIR)
     path = run_dir / REPORT_NAME
-    path.write_text(render_html(data, figures, read_comparison(run_dir)))
+    distribution = distribution_html(run_dir) if (run_dir / LEDGER_DIR).is_dir() else ""
+    path.write_text(render_html(data, figures, read_comparison(run_dir), distribution))
     return path

@@ -110,8 +110,7 @@ class MarketEngine:
         coprocessors that may not bid now (their host is cooling down). A task
         no operator can take (nobody active) stays open; its deadline refunds it.
         """
-        state, params = self.p.state, self.p.params
-        tasks = state.tasks
+        tasks = self.p.state.tasks
         reoffered = [t for t in reoffered if t in tasks and not tasks[t].assigned]
         operator_of = self.select([t for t, _ in new])
         chosen: dict[int, Address] = {t: tasks[t].operator for t in reoffered}  # type: ignore[misc]
@@ -126,14 +125,41 @@ class MarketEngine:
             else:
                 heavy.append(task_id)
         heavy.extend(reoffered)
+        orders: dict[int, tuple[int, Address, Address | None, Amount | None]] = {}
+        for task_id in own:
+            orders[task_id] = (task_id, chosen[task_id], None, None)
+        for task_id, won in zip(heavy, self.auction(heavy, unavailable), strict=True):
+            operator = chosen[task_id]
+            if won is None:  # no taker above the reserve: the operator runs it
+                orders[task_id] = (task_id, operator, None, None)
+            else:
+                orders[task_id] = (task_id, operator, *won)
+        batch = [orders[t] for t in sorted(orders)]
+        refused = self.p.assign_tasks(batch) if batch else {}
+        return [
+            Assignment(t, operator, coprocessor, tasks[t].price, tasks[t].attempts)
+            for t, operator, coprocessor, _ in batch
+            if t not in refused
+        ]
+
+    def auction(
+        self, task_ids: Sequence[int], unavailable: Collection[Address] = ()
+    ) -> list[tuple[Address, Amount] | None]:
+        """Clear the Dutch auctions of open tasks in order on the book as it is now (SPEC 6):
+        each task's winner and clock price, or None (no taker above the reserve).
+
+        The book is a copy: nothing in the state changes. A task is not offered
+        to the coprocessors that failed it before.
+        """
+        tasks, params = self.p.state.tasks, self.p.params
         names, book = self.book(unavailable)
         index = {name: i for i, name in enumerate(names)}
-        fees = [tasks[t].fee for t in heavy]
+        fees = [tasks[t].fee for t in task_ids]
         excluded = [
             frozenset(index[c] for c in skip if c in index)
             if (skip := tasks[t].excluded)
             else NO_EXCLUSIONS
-            for t in heavy
+            for t in task_ids
         ]
         results = clear_batch(
             fees,
@@ -143,22 +169,7 @@ class MarketEngine:
             required=[compute_required_collateral(f, params) for f in fees],
             excluded=excluded,
         )
-        orders: dict[int, tuple[int, Address, Address | None, Amount | None]] = {}
-        for task_id in own:
-            orders[task_id] = (task_id, chosen[task_id], None, None)
-        for task_id, result in zip(heavy, results, strict=True):
-            operator = chosen[task_id]
-            if result.winner is None:  # no taker above the reserve: the operator runs it
-                orders[task_id] = (task_id, operator, None, None)
-            else:
-                orders[task_id] = (task_id, operator, names[result.winner], result.price)
-        batch = [orders[t] for t in sorted(orders)]
-        refused = self.p.assign_tasks(batch) if batch else {}
-        return [
-            Assignment(t, operator, coprocessor, tasks[t].price, tasks[t].attempts)
-            for t, operator, coprocessor, _ in batch
-            if t not in refused
-        ]
+        return [None if r.winner is None else (names[r.winner], r.price) for r in results]
 
     def select(self, task_ids: Sequence[int]) -> list[Address | None]:
         """Pick an operator per task with the round's frozen stakes (SPEC 6)."""
