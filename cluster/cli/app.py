@@ -565,6 +565,10 @@ def cmd_explorer(args: argparse.Namespace) -> int:
                 " here: run the explorer there, or give --dir a copy or mount of it"
             )
     explorer = Explorer(directory, host=args.host, port=args.port)
+    if args.nice and hasattr(os, "nice"):
+        # Replaying the log's tail is the protocol's work over again: on the market's own
+        # machine the explorer takes only the CPU the market leaves (docs/explorer.md).
+        os.nice(args.nice)
     print(f"reading {explorer.ledger_dir} ...", flush=True)
     explorer.start()
     round_ = explorer.history.protocol.round if explorer.history is not None else 0
@@ -725,6 +729,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explorer.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)"
+    )
+    explorer.add_argument(
+        "--nice",
+        type=int_arg(0, 19),
+        default=19,
+        help="lower the explorer's CPU priority by this much (default 19, the lowest, below"
+        " Ray's workers; 0: unchanged)",
     )
     explorer.set_defaults(func=cmd_explorer)
 
