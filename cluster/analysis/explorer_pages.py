@@ -30,7 +30,7 @@ from cluster.analysis.explorer_html import (
     short_tokens,
 )
 from cluster.analysis.history import RoundRow
-from cluster.analysis.live_history import Concentration, LiveHistory, Staker
+from cluster.analysis.live_history import Concentration, LiveHistory, RoundDistribution, Staker
 from cluster.analysis.svg_charts import Series, chart, lorenz
 from cluster.engine.fairness import ALPHA, summarize
 from cluster.engine.status import RoundTally, coprocessor_rows, operator_rows
@@ -1079,6 +1079,33 @@ CONCENTRATION_COLUMNS = [
 ]
 
 
+def over_rounds(
+    d: Sequence[RoundDistribution], measure: str, label: str, why: str, caption: str
+) -> str:
+    """One concentration measure (a :class:`Concentration` field in [0, 1]) over rounds: of
+    stake and rewards across stakers, and of stake across operators."""
+    return figure(
+        chart(
+            f"{label} over rounds",
+            [
+                Series("stake (stakers)", [(x.round, getattr(x.stake, measure)) for x in d]),
+                Series("rewards (stakers)", [(x.round, getattr(x.rewards, measure)) for x in d]),
+                Series(
+                    "stake (operators)",
+                    [(x.round, getattr(x.operator_stake, measure)) for x in d],
+                    dashed=True,
+                ),
+            ],
+            x_label="round",
+            y_label=label,
+            markers=True,
+            y_range=(0.0, 1.0),
+            empty=why,
+        ),
+        caption,
+    )
+
+
 def distribution_page(src: Source, query: Mapping[str, str], *, static: bool = False) -> Page:
     """Stake and rewards across every staker and across operators: now, and over rounds
     (also the top of the run report, ``static``)."""
@@ -1135,45 +1162,9 @@ def distribution_page(src: Source, query: Mapping[str, str], *, static: bool = F
     d = h.distribution
     why = missing(h)
     page.charts(
-        figure(
-            chart(
-                "Gini over rounds",
-                [
-                    Series("stake (stakers)", [(x.round, x.stake.gini) for x in d]),
-                    Series("rewards (stakers)", [(x.round, x.rewards.gini) for x in d]),
-                    Series(
-                        "stake (operators)",
-                        [(x.round, x.operator_stake.gini) for x in d],
-                        dashed=True,
-                    ),
-                ],
-                x_label="round",
-                y_label="Gini",
-                markers=True,
-                y_range=(0.0, 1.0),
-                empty=why,
-            ),
-            "0 is equality; 1 - 1/n one holder with everything.",
-        ),
-        figure(
-            chart(
-                "HHI over rounds",
-                [
-                    Series("stake (stakers)", [(x.round, x.stake.hhi) for x in d]),
-                    Series("rewards (stakers)", [(x.round, x.rewards.hhi) for x in d]),
-                    Series(
-                        "stake (operators)",
-                        [(x.round, x.operator_stake.hhi) for x in d],
-                        dashed=True,
-                    ),
-                ],
-                x_label="round",
-                y_label="HHI",
-                markers=True,
-                y_range=(0.0, 1.0),
-                empty=why,
-            ),
-            "Sum of squared shares: 1/n for equal holders, 1 for one.",
+        over_rounds(d, "gini", "Gini", why, "0 is equality; 1 - 1/n one holder with everything."),
+        over_rounds(
+            d, "hhi", "HHI", why, "Sum of squared shares: 1/n for equal holders, 1 for one."
         ),
         figure(
             chart(
