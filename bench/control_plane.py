@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,28 +59,31 @@ class Clock:
 
     def __init__(self) -> None:
         self.spent: dict[str, float] = defaultdict(float)
-        self.stack: list[float] = []  # CPU time of timed calls inside the current one
+        self.stack: list[float] = []
+
+    def wrap(self, part: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        clock = self
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            clock.stack.append(0.0)
+            started = time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                elapsed = time.thread_time() - started
+                inner = clock.stack.pop()
+                clock.spent[part] += elapsed - inner
+                if clock.stack:
+                    clock.stack[-1] += elapsed
+
+        return call
 
     def timed(self, part: str, target: Any) -> Any:
         clock = self
 
         class Timed:
             def __getattr__(self, name: str) -> Any:
-                method = getattr(target, name)
-
-                def call(*args: Any) -> Any:
-                    clock.stack.append(0.0)
-                    started = time.thread_time()
-                    try:
-                        return method(*args)
-                    finally:
-                        elapsed = time.thread_time() - started
-                        inner = clock.stack.pop()
-                        clock.spent[part] += elapsed - inner
-                        if clock.stack:
-                            clock.stack[-1] += elapsed
-
-                return call
+                return clock.wrap(part, getattr(target, name))
 
         return Timed()
 

@@ -66,7 +66,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -85,6 +85,9 @@ from cluster.engine.gateway import Gateway  # noqa: E402
 from cluster.engine.network import Placement  # noqa: E402
 from cluster.engine.transport import LocalTransport  # noqa: E402
 from cluster.runtime.actors import deploy_local  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from control_plane import Clock  # noqa: E402  (exclusive CPU per part: one timer for both)
 
 CONFIG = ROOT / "examples" / "paper-live.yaml"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -130,40 +133,6 @@ def auctioned_per_batch(config: RunConfig) -> float:
 
 
 # --- 1. in one process: the engine's CPU per role -----------------------------------------
-
-
-class Clock:
-    """Exclusive CPU time per part: a call's time less the timed calls inside it."""
-
-    def __init__(self) -> None:
-        self.spent: dict[str, float] = defaultdict(float)
-        self.stack: list[float] = []
-
-    def wrap(self, part: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        clock = self
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            clock.stack.append(0.0)
-            started = time.thread_time()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                elapsed = time.thread_time() - started
-                inner = clock.stack.pop()
-                clock.spent[part] += elapsed - inner
-                if clock.stack:
-                    clock.stack[-1] += elapsed
-
-        return call
-
-    def timed(self, part: str, target: Any) -> Any:
-        clock = self
-
-        class Timed:
-            def __getattr__(self, name: str) -> Any:
-                return clock.wrap(part, getattr(target, name))
-
-        return Timed()
 
 
 class TimedExecution:
