@@ -127,13 +127,6 @@ def test_selection_probabilities_follow_the_engine() -> None:
     assert only == pytest.approx({"a": 0.5 * 5 / 8 + 0.25, "b": 0.5 * 3 / 8 + 0.25})
 
 
-def test_the_analysis_layer_reexports_the_engine_module() -> None:
-    import cluster.analysis.fairness as analysis
-    import cluster.engine.fairness as engine
-
-    assert all(getattr(analysis, name) is getattr(engine, name) for name in analysis.__all__)
-
-
 def test_run_false_alarm_and_bonferroni() -> None:
     assert run_false_alarm(ALPHA, 0) == 0.0
     assert run_false_alarm(ALPHA, 100) == pytest.approx(1 - 0.999**100)  # about 9.5 %

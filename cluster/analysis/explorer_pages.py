@@ -344,7 +344,7 @@ def governance_table(page: Page, src: Source) -> None:
 
 
 def fairness_block(page: Page, h: LiveHistory) -> None:
-    """The allocation audit of :mod:`cluster.analysis.fairness`, per round."""
+    """The allocation audit of :mod:`cluster.engine.fairness`, per round."""
     audits = [rows[0].fairness() for _, rows in sorted(h.rows.items()) if rows]
     current = h.current_rows()
     if current:
@@ -398,7 +398,7 @@ def fairness_block(page: Page, h: LiveHistory) -> None:
             limit=ROWS_SHOWN,
             note=(
                 "Chi-square test of each round's operator choice against stake"
-                f" (cluster/analysis/fairness.py). Rounds tested {summary.rounds_tested},"
+                f" (cluster/engine/fairness.py). Rounds tested {summary.rounds_tested},"
                 f" lowest p {esc(min_p)}; a fair run of this many rounds warns at least once"
                 f" with probability {summary.false_alarm:.3g}; Bonferroni over the run:"
                 f" {'drifts' if summary.bonferroni else 'holds'}. The round in progress is so far."

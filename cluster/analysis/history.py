@@ -8,7 +8,7 @@ the fee and the clearing price of the auctioned tasks (those a coprocessor
 ran) settled that round, so ``auction_prices / auction_fees`` is the round's
 mean clearing margin. ``replay_delegators`` follows each delegator's stake.
 
-Each round also carries its allocation audit (:mod:`cluster.analysis.fairness`):
+Each round also carries its allocation audit (:mod:`cluster.engine.fairness`):
 ``selected`` and ``expected_selected`` per operator (first assignments of
 ``assign_tasks`` frames against ``n * p_i``; re-offered tasks keep their
 operator and are left out), the round's ``selection_p`` and largest
@@ -29,14 +29,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from cluster.analysis.fairness import (
+from cluster.engine.coordinator import CONFIG_FILE
+from cluster.engine.fairness import (
     ALPHA,
     RoundFairness,
     SelectionTally,
     selection_probabilities,
     summarize,
 )
-from cluster.engine.coordinator import CONFIG_FILE
 from cluster.engine.market import MarketEngine, Pricing
 from protocol import Protocol
 from protocol import transactions as tx

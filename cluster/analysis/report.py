@@ -25,8 +25,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cluster.analysis.compare import read_comparison
-from cluster.analysis.fairness import ALPHA, MIN_EXPECTED, RoundFairness, summarize
 from cluster.analysis.history import ROUND_COLUMNS, DelegatorStake, replay_delegators, replay_rounds
+from cluster.engine.fairness import ALPHA, MIN_EXPECTED, RoundFairness, summarize
 from protocol import TOKEN, metrics
 from protocol.errors import StakerayError
 from protocol.ledger import LOG_NAME
